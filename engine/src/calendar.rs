@@ -1,0 +1,248 @@
+//! A realtor's calendar: booked tours, and which starts they leave free (CONTRACT 5.3).
+//!
+//! Bookings are kept sorted by start. A query only looks at the bookings that can matter to its
+//! range: every travel buffer is bounded by the distance from the realtor's home to the farthest
+//! stop ever booked plus the new tour's distance from home (triangle inequality), so a binary
+//! search finds the first relevant booking and the scan stops at the last one:
+//! O(log n + answer), never a scan of all bookings.
+
+use crate::geo::{distance_km, travel_minutes_for_km, travel_seconds, Location};
+use crate::ids::TourId;
+
+/// One active tour on a realtor's calendar.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Booking {
+    /// The tour.
+    pub tour_id: TourId,
+    /// Start, UTC seconds.
+    pub start: i64,
+    /// End (exclusive), UTC seconds.
+    pub end: i64,
+    /// The tour's first stop.
+    pub first: Location,
+    /// The tour's last stop.
+    pub last: Location,
+}
+
+/// What a new tour needs of the calendar: its stops and duration.
+#[derive(Debug, Clone, Copy)]
+pub struct Footprint<'a> {
+    /// First stop of the new tour.
+    pub first: &'a Location,
+    /// Last stop of the new tour.
+    pub last: &'a Location,
+    /// Duration in seconds.
+    pub duration: i64,
+}
+
+/// A realtor's booked tours, sorted by start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Calendar {
+    home: Location,
+    bookings: Vec<Booking>,
+    /// Farthest distance from home of any booked first or last stop (never shrinks; a bound).
+    reach_km: f64,
+    /// Longest booking, seconds (never shrinks; a bound).
+    longest: i64,
+}
+
+impl Calendar {
+    /// An empty calendar for a realtor living at `home`.
+    #[must_use]
+    pub fn new(home: Location) -> Self {
+        Self {
+            home,
+            bookings: Vec::new(),
+            reach_km: 0.0,
+            longest: 0,
+        }
+    }
+
+    /// The realtor moved: the buffer bound is measured from the new home.
+    pub fn set_home(&mut self, home: Location) {
+        self.home = home;
+        self.reach_km = 0.0;
+        for b in &self.bookings {
+            self.reach_km = self
+                .reach_km
+                .max(distance_km(&home, &b.first))
+                .max(distance_km(&home, &b.last));
+        }
+    }
+
+    /// The bookings, sorted by start.
+    #[must_use]
+    pub fn bookings(&self) -> &[Booking] {
+        &self.bookings
+    }
+
+    /// Adds a booking without checking it against the others (the caller checked, or is
+    /// restoring a calendar that was checked when it was written).
+    pub fn insert_unchecked(&mut self, booking: Booking) {
+        self.reach_km = self
+            .reach_km
+            .max(distance_km(&self.home, &booking.first))
+            .max(distance_km(&self.home, &booking.last));
+        self.longest = self.longest.max(booking.end - booking.start);
+        let at = self
+            .bookings
+            .partition_point(|b| (b.start, b.tour_id) < (booking.start, booking.tour_id));
+        self.bookings.insert(at, booking);
+    }
+
+    /// Removes the booking of `tour_id`, if any.
+    pub fn remove(&mut self, tour_id: TourId) -> Option<Booking> {
+        let at = self.bookings.iter().position(|b| b.tour_id == tour_id)?;
+        Some(self.bookings.remove(at))
+    }
+
+    /// The booking of `tour_id`, if any.
+    #[must_use]
+    pub fn get(&self, tour_id: TourId) -> Option<&Booking> {
+        self.bookings.iter().find(|b| b.tour_id == tour_id)
+    }
+
+    /// Number of bookings starting in `[from, to)`.
+    #[must_use]
+    pub fn count_starting_in(&self, from: i64, to: i64) -> usize {
+        let a = self.bookings.partition_point(|b| b.start < from);
+        let b = self.bookings.partition_point(|b| b.start < to);
+        b.saturating_sub(a)
+    }
+
+    /// An upper bound, in seconds, on every travel buffer between this calendar's bookings and
+    /// a tour with stops `first` and `last` (plus a minute against float rounding).
+    fn buffer_bound(&self, fp: &Footprint<'_>) -> i64 {
+        let own = distance_km(&self.home, fp.first).max(distance_km(&self.home, fp.last));
+        (travel_minutes_for_km(self.reach_km + own) + 1) * 60
+    }
+
+    /// The bookings that can conflict with a tour starting anywhere in `[from, to]`.
+    fn relevant(&self, fp: &Footprint<'_>, from: i64, to: i64) -> &[Booking] {
+        let bound = self.buffer_bound(fp);
+        let lo = self
+            .bookings
+            .partition_point(|b| b.start + self.longest + bound <= from);
+        let hi = self
+            .bookings
+            .partition_point(|b| b.start < to + fp.duration + bound);
+        &self.bookings[lo..hi.max(lo)]
+    }
+
+    /// The starts `s` that booking `b` forbids: the open interval `(lo, hi)` where neither
+    /// `b.end + travel(b.last, first) <= s` nor `s + duration + travel(last, b.first) <= b.start`.
+    fn forbidden(b: &Booking, fp: &Footprint<'_>) -> (i64, i64) {
+        (
+            b.start - travel_seconds(fp.last, &b.first) - fp.duration,
+            b.end + travel_seconds(&b.last, fp.first),
+        )
+    }
+
+    /// Whether a tour at `[start, start + duration)` conflicts with any booking (CONTRACT 5.3).
+    #[must_use]
+    pub fn conflicts(&self, fp: &Footprint<'_>, start: i64) -> bool {
+        self.relevant(fp, start, start).iter().any(|b| {
+            let (lo, hi) = Self::forbidden(b, fp);
+            lo < start && start < hi
+        })
+    }
+
+    /// The forbidden start intervals (open) for starts in `[from, to]`, sorted and with strictly
+    /// overlapping ones merged (touching ones stay apart: their shared end point is allowed).
+    pub fn forbidden_starts(
+        &self,
+        fp: &Footprint<'_>,
+        from: i64,
+        to: i64,
+        out: &mut Vec<(i64, i64)>,
+    ) {
+        out.clear();
+        out.extend(
+            self.relevant(fp, from, to)
+                .iter()
+                .map(|b| Self::forbidden(b, fp))
+                .filter(|&(lo, hi)| lo < hi),
+        );
+        out.sort_unstable();
+        let mut merged = 0;
+        for i in 0..out.len() {
+            if merged > 0 && out[i].0 < out[merged - 1].1 {
+                out[merged - 1].1 = out[merged - 1].1.max(out[i].1);
+            } else {
+                out[merged] = out[i];
+                merged += 1;
+            }
+        }
+        out.truncate(merged);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loc(lat: f64, lng: f64) -> Location {
+        Location::new(lat, lng).unwrap()
+    }
+
+    fn booking(start: i64, end: i64, at: Location) -> Booking {
+        Booking {
+            tour_id: TourId::new_random(),
+            start,
+            end,
+            first: at,
+            last: at,
+        }
+    }
+
+    #[test]
+    fn same_place_bookings_only_block_their_own_time() {
+        let home = loc(38.7, -9.1);
+        let mut cal = Calendar::new(home);
+        cal.insert_unchecked(booking(10_000, 12_000, home));
+        let fp = Footprint {
+            first: &home,
+            last: &home,
+            duration: 1_000,
+        };
+        assert!(!cal.conflicts(&fp, 9_000)); // ends exactly when the booking starts
+        assert!(cal.conflicts(&fp, 9_001));
+        assert!(cal.conflicts(&fp, 11_999));
+        assert!(!cal.conflicts(&fp, 12_000)); // starts exactly when it ends
+        let mut out = Vec::new();
+        cal.forbidden_starts(&fp, 0, 100_000, &mut out);
+        assert_eq!(out, vec![(9_000, 12_000)]);
+    }
+
+    #[test]
+    fn travel_buffers_apply_on_both_sides() {
+        let home = loc(38.7, -9.1);
+        let far = loc(38.7, -9.0); // ~8.7 km: 18 minutes
+        let mut cal = Calendar::new(home);
+        cal.insert_unchecked(booking(10_000, 12_000, far));
+        let fp = Footprint {
+            first: &home,
+            last: &home,
+            duration: 1_000,
+        };
+        let mut out = Vec::new();
+        cal.forbidden_starts(&fp, 0, 100_000, &mut out);
+        assert_eq!(out, vec![(10_000 - 1_080 - 1_000, 12_000 + 1_080)]);
+    }
+
+    #[test]
+    fn remove_and_count() {
+        let home = loc(38.7, -9.1);
+        let mut cal = Calendar::new(home);
+        let a = booking(100, 200, home);
+        let b = booking(300, 400, home);
+        cal.insert_unchecked(b);
+        cal.insert_unchecked(a);
+        assert_eq!(cal.bookings()[0].start, 100);
+        assert_eq!(cal.count_starting_in(0, 301), 2);
+        assert_eq!(cal.count_starting_in(101, 301), 1);
+        assert_eq!(cal.remove(a.tour_id), Some(a));
+        assert_eq!(cal.remove(a.tour_id), None);
+        assert_eq!(cal.bookings(), &[b]);
+    }
+}

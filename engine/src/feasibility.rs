@@ -1,0 +1,180 @@
+//! Can realtor R take tour T, and from when? CONTRACT 5.3, in one place.
+
+use serde::{Deserialize, Serialize};
+
+use crate::calendar::{Calendar, Footprint};
+use crate::geo::distance_km;
+use crate::realtor::{Realtor, RealtorStatus};
+use crate::time::{on_grid, snap_to_grid, ZoneMemo};
+use crate::tour::TourPlan;
+
+/// Why a realtor cannot take a tour (the `explain` vocabulary of CONTRACT 4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectReason {
+    /// The first listing is farther from home than the service radius.
+    OutOfRadius,
+    /// No working interval holds the tour inside the window.
+    OutsideWorkingHours,
+    /// Working hours would fit, but booked tours (with travel) leave no start free.
+    Overlap,
+    /// Status is not `available`.
+    Unavailable,
+    /// The realtor declined this tour.
+    Declined,
+}
+
+impl RejectReason {
+    /// The wire name.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::OutOfRadius => "out_of_radius",
+            RejectReason::OutsideWorkingHours => "outside_working_hours",
+            RejectReason::Overlap => "overlap",
+            RejectReason::Unavailable => "unavailable",
+            RejectReason::Declined => "declined",
+        }
+    }
+}
+
+/// Reusable buffers, so that evaluating a candidate allocates nothing.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    intervals: Vec<(i64, i64)>,
+    forbidden: Vec<(i64, i64)>,
+    /// Time zone conversions already made.
+    pub zones: ZoneMemo,
+}
+
+/// The checks that need no calendar: status, declines, radius. `distance` is home to first stop.
+///
+/// # Errors
+/// The first rule the realtor breaks.
+pub fn check_profile(
+    realtor: &Realtor,
+    plan: &TourPlan,
+    distance: f64,
+) -> Result<(), RejectReason> {
+    if realtor.status != RealtorStatus::Available {
+        return Err(RejectReason::Unavailable);
+    }
+    if plan.is_declined_by(realtor.id) {
+        return Err(RejectReason::Declined);
+    }
+    if distance > realtor.service_radius_km() {
+        return Err(RejectReason::OutOfRadius);
+    }
+    Ok(())
+}
+
+/// The earliest feasible start (UTC seconds) of `plan` for `realtor`, or why there is none.
+///
+/// Sweeps each working interval once against the merged forbidden intervals of the bookings
+/// that matter, jumping to the next grid point after each obstacle.
+///
+/// # Errors
+/// The reason the realtor cannot take the tour at any start.
+pub fn earliest_start(
+    realtor: &Realtor,
+    calendar: &Calendar,
+    plan: &TourPlan,
+    distance: f64,
+    scratch: &mut Scratch,
+) -> Result<i64, RejectReason> {
+    check_profile(realtor, plan, distance)?;
+    let (ws, we) = plan.window.seconds();
+    let d = plan.duration_seconds;
+    let fp = Footprint {
+        first: plan.first(),
+        last: plan.last(),
+        duration: d,
+    };
+    realtor
+        .hours
+        .utc_intervals(ws, we, &mut scratch.intervals, &mut scratch.zones);
+    let mut forbidden_ready = false;
+    let mut fits_hours = false;
+    let mut best: Option<i64> = None;
+    for &(a, b) in &scratch.intervals {
+        if best.is_some_and(|s| s <= a) {
+            break; // intervals are sorted by start: none can beat what we have
+        }
+        let first = snap_to_grid(a.max(ws), ws);
+        let last = b.min(we) - d;
+        if first > last {
+            continue;
+        }
+        fits_hours = true;
+        if !forbidden_ready {
+            calendar.forbidden_starts(&fp, ws, we - d, &mut scratch.forbidden);
+            forbidden_ready = true;
+        }
+        if let Some(s) = sweep(first, last, ws, &scratch.forbidden) {
+            best = Some(best.map_or(s, |b| b.min(s)));
+        }
+    }
+    match best {
+        Some(s) => Ok(s),
+        None if fits_hours => Err(RejectReason::Overlap),
+        None => Err(RejectReason::OutsideWorkingHours),
+    }
+}
+
+/// The first grid start in `[from, last]` outside every open interval of `forbidden`
+/// (sorted by start, strictly-overlapping ones merged).
+fn sweep(from: i64, last: i64, ws: i64, forbidden: &[(i64, i64)]) -> Option<i64> {
+    let mut cur = from;
+    let skip = forbidden.partition_point(|&(_, hi)| hi <= cur);
+    for &(lo, hi) in &forbidden[skip..] {
+        if cur <= lo {
+            break;
+        }
+        if cur < hi {
+            cur = snap_to_grid(hi, ws);
+            if cur > last {
+                return None;
+            }
+        }
+    }
+    (cur <= last).then_some(cur)
+}
+
+/// Checks that `realtor` can take `plan` starting exactly at `start` (a reservation's re-check).
+///
+/// # Errors
+/// The first rule of CONTRACT 5.3 the start breaks.
+pub fn check_start(
+    realtor: &Realtor,
+    calendar: &Calendar,
+    plan: &TourPlan,
+    start: i64,
+    scratch: &mut Scratch,
+) -> Result<(), RejectReason> {
+    let distance = distance_km(&realtor.home, plan.first());
+    check_profile(realtor, plan, distance)?;
+    let (ws, we) = plan.window.seconds();
+    let end = start + plan.duration_seconds;
+    if !on_grid(start, ws) || end > we {
+        return Err(RejectReason::OutsideWorkingHours);
+    }
+    realtor
+        .hours
+        .utc_intervals(start, end, &mut scratch.intervals, &mut scratch.zones);
+    if !scratch
+        .intervals
+        .iter()
+        .any(|&(a, b)| a <= start && end <= b)
+    {
+        return Err(RejectReason::OutsideWorkingHours);
+    }
+    let fp = Footprint {
+        first: plan.first(),
+        last: plan.last(),
+        duration: plan.duration_seconds,
+    };
+    if calendar.conflicts(&fp, start) {
+        return Err(RejectReason::Overlap);
+    }
+    Ok(())
+}

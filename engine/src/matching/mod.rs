@@ -1,0 +1,5 @@
+//! Matching: candidates -> feasibility -> policy -> choice, with an explanation (CONTRACT 5.4).
+
+pub mod explain;
+pub mod index;
+pub mod policy;

@@ -1,0 +1,439 @@
+//! Differential tests: the engine's matching against a brute-force reference written here,
+//! independently of the engine's calendar, sweep and ring search (CONTRACT 5.3, 5.4).
+//!
+//! The reference scans every realtor and every candidate start on the 5-minute grid; it shares
+//! only the contract's primitives with the engine (haversine distance and travel minutes).
+
+use chrono::{DateTime, Datelike, LocalResult, NaiveDate, Offset, TimeZone as _, Utc};
+use chrono_tz::Tz;
+use engine::geo::{distance_km, travel_minutes};
+use engine::{
+    Balanced, Booking, Location, Nearest, Outcome, Policy, Realtor, RealtorId, RealtorIndex,
+    RealtorStatus, Stop, TimeWindow, TimeZone, TourId, TourPlan, WorkingHours, WorkingInterval,
+};
+use h3o::Resolution;
+use proptest::prelude::*;
+
+/// A small deterministic generator, so one proptest seed builds one whole city.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    fn range(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * self.unit()
+    }
+}
+
+/// Places worth testing: a plain metro, DST zones, the antimeridian, near a pole, a pentagon.
+fn city(kind: u64) -> (f64, f64, &'static str, DateTime<Utc>) {
+    let t = |y, mo, d| Utc.with_ymd_and_hms(y, mo, d, 0, 0, 0).unwrap();
+    match kind % 6 {
+        0 => (38.72, -9.14, "Europe/Lisbon", t(2026, 3, 28)), // spring forward 03-29
+        1 => (40.71, -74.0, "America/New_York", t(2026, 10, 31)), // fall back 11-01
+        2 => (-17.7, 179.95, "Pacific/Fiji", t(2026, 12, 1)), // straddles the antimeridian
+        3 => (89.7, 20.0, "UTC", t(2026, 6, 1)),              // near the north pole
+        4 => {
+            // The centre of an H3 pentagon at the search resolution.
+            let p = Resolution::Eight.pentagons().nth(3).unwrap();
+            let ll = h3o::LatLng::from(p);
+            (ll.lat(), ll.lng(), "UTC", t(2026, 7, 1))
+        }
+        _ => (38.72, -9.14, "Europe/Lisbon", t(2026, 10, 24)), // fall back 10-25
+    }
+}
+
+fn wrap_lng(lng: f64) -> f64 {
+    if lng > 180.0 {
+        lng - 360.0
+    } else if lng < -180.0 {
+        lng + 360.0
+    } else {
+        lng
+    }
+}
+
+fn near(rng: &mut Rng, lat: f64, lng: f64, spread: f64) -> Location {
+    let la = (lat + rng.range(-spread, spread)).clamp(-90.0, 90.0);
+    let lo = wrap_lng(lng + rng.range(-spread, spread) * 2.0);
+    Location::new(la, lo).unwrap()
+}
+
+fn random_hours(rng: &mut Rng, tz: &str) -> WorkingHours {
+    let mut intervals = Vec::new();
+    for day in 1..=7u8 {
+        match rng.below(5) {
+            0 => {}                                                           // day off
+            1 => intervals.push(WorkingInterval::new(day, 0, 1440).unwrap()), // all day
+            2 => {
+                // split shift, second part up to midnight
+                intervals.push(WorkingInterval::new(day, 8 * 60, 12 * 60).unwrap());
+                intervals.push(WorkingInterval::new(day, 13 * 60, 1440).unwrap());
+            }
+            _ => {
+                let start = rng.below(20) as u16 * 60 + rng.below(4) as u16 * 15;
+                let end = (start + 60 + rng.below(10) as u16 * 60).min(1440);
+                intervals.push(WorkingInterval::new(day, start, end).unwrap());
+            }
+        }
+    }
+    WorkingHours::new(TimeZone::parse(tz).unwrap(), intervals)
+}
+
+struct World {
+    index: RealtorIndex,
+    centre: (f64, f64),
+    base: DateTime<Utc>,
+}
+
+fn build_world(seed: u64, realtors: usize, bookings_per_realtor: usize) -> World {
+    let mut rng = Rng(seed | 1);
+    let (lat, lng, tz, base) = city(rng.next());
+    let mut index = RealtorIndex::new(Resolution::Eight);
+    let zones = [
+        tz,
+        tz,
+        tz,
+        "America/New_York",
+        "Pacific/Kiritimati",
+        "Asia/Kolkata",
+    ];
+    let spread = if realtors > 500 { 0.3 } else { 0.1 };
+    let mut ids = Vec::new();
+    for _ in 0..realtors {
+        let id = RealtorId::new_random();
+        let status = if rng.below(10) == 0 {
+            RealtorStatus::Unavailable
+        } else {
+            RealtorStatus::Available
+        };
+        let zone = zones[rng.below(zones.len() as u64) as usize];
+        let radius = rng.range(0.5, 40.0);
+        let realtor = Realtor::new(
+            id,
+            near(&mut rng, lat, lng, spread),
+            radius,
+            random_hours(&mut rng, zone),
+            status,
+        )
+        .unwrap();
+        index.upsert(realtor);
+        ids.push(id);
+    }
+    // Fill calendars through the engine's own checked reservations, at random starts.
+    for &id in &ids {
+        for _ in 0..bookings_per_realtor {
+            let start = base.timestamp() + rng.below(4 * 24 * 12) as i64 * 300;
+            let stops = random_stops(&mut rng, lat, lng, spread);
+            let window = TimeWindow::new(
+                DateTime::from_timestamp(start, 0).unwrap(),
+                DateTime::from_timestamp(start + 6 * 3600, 0).unwrap(),
+            )
+            .unwrap();
+            let plan = TourPlan::new(TourId::new_random(), &stops, window, 30, vec![]).unwrap();
+            let _ = index.reserve(id, &plan, start); // refused when it would break 5.3
+        }
+    }
+    World {
+        index,
+        centre: (lat, lng),
+        base,
+    }
+}
+
+fn random_stops(rng: &mut Rng, lat: f64, lng: f64, spread: f64) -> Vec<Stop> {
+    (0..1 + rng.below(3))
+        .map(|_| Stop {
+            id: engine::ListingId::new_random(),
+            location: near(rng, lat, lng, spread),
+        })
+        .collect()
+}
+
+fn random_plan(rng: &mut Rng, world: &World, declined_from: &[RealtorId]) -> TourPlan {
+    let (lat, lng) = world.centre;
+    let stops = random_stops(rng, lat, lng, 0.1);
+    // Windows from 10 minutes to 2 days, starting at any second (off the grid too).
+    let start = world.base.timestamp() + rng.below(4 * 24 * 3600) as i64;
+    let len = 600 + rng.below(2 * 24 * 3600) as i64;
+    let window = TimeWindow::new(
+        DateTime::from_timestamp(start, 0).unwrap(),
+        DateTime::from_timestamp(start + len, 0).unwrap(),
+    )
+    .unwrap();
+    let declined = declined_from
+        .iter()
+        .filter(|_| rng.below(20) == 0)
+        .copied()
+        .collect();
+    TourPlan::new(TourId::new_random(), &stops, window, 30, declined).unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The reference.
+
+/// Local wall time to UTC: earlier instant when repeated, shifted forward by the gap when skipped.
+fn ref_local_to_utc(tz: Tz, date: NaiveDate, minute: u32) -> i64 {
+    let naive = date.and_hms_opt(0, 0, 0).unwrap() + chrono::Duration::minutes(i64::from(minute));
+    match tz.from_local_datetime(&naive) {
+        LocalResult::Single(t) => t.timestamp(),
+        LocalResult::Ambiguous(a, b) => a.timestamp().min(b.timestamp()),
+        LocalResult::None => {
+            let before = tz
+                .offset_from_utc_datetime(&(naive - chrono::Duration::days(2)))
+                .fix()
+                .local_minus_utc();
+            naive.and_utc().timestamp() - i64::from(before)
+        }
+    }
+}
+
+fn ref_working_intervals(r: &Realtor, from: i64, to: i64) -> Vec<(i64, i64)> {
+    let tz: Tz = r.hours.zone().name().parse().unwrap();
+    let mut out = Vec::new();
+    let first = DateTime::from_timestamp(from, 0)
+        .unwrap()
+        .with_timezone(&tz)
+        .date_naive()
+        - chrono::Days::new(2);
+    let last = DateTime::from_timestamp(to, 0)
+        .unwrap()
+        .with_timezone(&tz)
+        .date_naive()
+        + chrono::Days::new(2);
+    let mut date = first;
+    while date <= last {
+        let wd = date.weekday().number_from_monday() as u8;
+        for i in r.hours.intervals().iter().filter(|i| i.weekday() == wd) {
+            out.push((
+                ref_local_to_utc(tz, date, u32::from(i.start_minute())),
+                ref_local_to_utc(tz, date, u32::from(i.end_minute())),
+            ));
+        }
+        date = date.succ_opt().unwrap();
+    }
+    out
+}
+
+fn ref_conflicts(bookings: &[Booking], plan: &TourPlan, s: i64) -> bool {
+    let e = s + plan.duration_seconds;
+    bookings.iter().any(|u| {
+        let after = u.end + travel_minutes(&u.last, plan.first()) * 60 <= s;
+        let before = e + travel_minutes(plan.last(), &u.first) * 60 <= u.start;
+        !(after || before)
+    })
+}
+
+/// Earliest feasible start by trying every candidate start.
+fn ref_earliest(r: &Realtor, bookings: &[Booking], plan: &TourPlan) -> Option<i64> {
+    let ws = plan.window.start().timestamp()
+        + i64::from(plan.window.start().timestamp_subsec_nanos() > 0);
+    let we = plan.window.end().timestamp();
+    let d = plan.duration_seconds;
+    let hours = ref_working_intervals(r, ws, we);
+    let mut s = ws;
+    while s + d <= we {
+        let in_hours = hours.iter().any(|&(a, b)| a <= s && s + d <= b);
+        if in_hours && !ref_conflicts(bookings, plan, s) {
+            return Some(s);
+        }
+        s = if s % 300 == 0 {
+            s + 300
+        } else {
+            s + (300 - s.rem_euclid(300))
+        };
+    }
+    None
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct RefChoice {
+    id: RealtorId,
+    distance: f64,
+    start: i64,
+    load: usize,
+}
+
+fn ref_day_load(r: &Realtor, bookings: &[Booking], s: i64) -> usize {
+    let tz: Tz = r.hours.zone().name().parse().unwrap();
+    let date = DateTime::from_timestamp(s, 0)
+        .unwrap()
+        .with_timezone(&tz)
+        .date_naive();
+    let from = ref_local_to_utc(tz, date, 0);
+    let to = ref_local_to_utc(tz, date, 1440);
+    bookings
+        .iter()
+        .filter(|b| from <= b.start && b.start < to)
+        .count()
+}
+
+fn ref_feasible(index: &RealtorIndex, plan: &TourPlan) -> Vec<RefChoice> {
+    let mut out = Vec::new();
+    for (r, cal) in index.iter() {
+        let distance = distance_km(&r.home, plan.first());
+        if r.status != RealtorStatus::Available
+            || plan.declined.contains(&r.id)
+            || distance > r.service_radius_km()
+        {
+            continue;
+        }
+        if let Some(start) = ref_earliest(r, cal.bookings(), plan) {
+            out.push(RefChoice {
+                id: r.id,
+                distance,
+                start,
+                load: ref_day_load(r, cal.bookings(), start),
+            });
+        }
+    }
+    out
+}
+
+fn ref_nearest(all: &[RefChoice]) -> Option<RefChoice> {
+    all.iter().copied().min_by(|a, b| {
+        a.distance
+            .total_cmp(&b.distance)
+            .then(a.start.cmp(&b.start))
+            .then(a.load.cmp(&b.load))
+            .then(a.id.cmp(&b.id))
+    })
+}
+
+fn ref_balanced(all: &[RefChoice], slack: f64) -> Option<RefChoice> {
+    let nearest = all.iter().map(|c| c.distance).min_by(f64::total_cmp)?;
+    all.iter()
+        .copied()
+        .filter(|c| c.distance <= nearest + slack)
+        .min_by(|a, b| {
+            a.load
+                .cmp(&b.load)
+                .then(a.distance.total_cmp(&b.distance))
+                .then(a.start.cmp(&b.start))
+                .then(a.id.cmp(&b.id))
+        })
+}
+
+fn check_decision(
+    index: &RealtorIndex,
+    plan: &TourPlan,
+    policy: &dyn Policy,
+    expected: Option<RefChoice>,
+) {
+    let decision = index.search(plan, policy);
+    let got = decision.choice.map(|c| (c.realtor_id, c.start));
+    let want = expected.map(|c| (c.id, c.start));
+    assert_eq!(got, want, "policy {} on tour {:?}", policy.name(), plan);
+    // The explanation names the winner and reports it chosen.
+    if let Some(c) = decision.choice {
+        assert_eq!(decision.explanation.chosen, Some(c.realtor_id));
+        let report = decision
+            .explanation
+            .candidates
+            .iter()
+            .find(|r| r.realtor_id == c.realtor_id)
+            .unwrap();
+        assert_eq!(report.outcome, Outcome::Chosen);
+        assert_eq!(report.earliest_start.unwrap().timestamp(), c.start);
+    } else {
+        assert!(decision.explanation.reason.is_some());
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// The engine picks exactly what a full scan picks, for both policies.
+    #[test]
+    fn matching_equals_full_scan(seed in any::<u64>(), size in 0usize..4, bookings in 0usize..9) {
+        let realtors = [1, 20, 300, 2000][size];
+        let world = build_world(seed, realtors, bookings);
+        let ids: Vec<RealtorId> = world.index.iter().map(|(r, _)| r.id).collect();
+        let mut rng = Rng(seed.rotate_left(17) | 1);
+        for _ in 0..6 {
+            let plan = random_plan(&mut rng, &world, &ids);
+            let all = ref_feasible(&world.index, &plan);
+            check_decision(&world.index, &plan, &Nearest, ref_nearest(&all));
+            let balanced = Balanced { slack_km: 3.0 };
+            check_decision(&world.index, &plan, &balanced, ref_balanced(&all, 3.0));
+        }
+    }
+
+    /// Whatever is reserved, in whatever order, no calendar ever breaks CONTRACT 5.3.
+    #[test]
+    fn reservations_never_break_the_rules(seed in any::<u64>()) {
+        let mut world = build_world(seed, 30, 0);
+        let mut rng = Rng(seed | 3);
+        let ids: Vec<RealtorId> = world.index.iter().map(|(r, _)| r.id).collect();
+        for _ in 0..300 {
+            let plan = random_plan(&mut rng, &world, &[]);
+            if rng.below(2) == 0 {
+                // The normal path: search, then reserve the choice.
+                if let Some(c) = world.index.search(&plan, &Nearest).choice {
+                    world.index.reserve(c.realtor_id, &plan, c.start).unwrap();
+                }
+            } else {
+                // A hostile path: reserve arbitrary starts for arbitrary realtors.
+                let id = ids[rng.below(ids.len() as u64) as usize];
+                let start = plan.window.start().timestamp() + rng.below(48) as i64 * 300;
+                let _ = world.index.reserve(id, &plan, start);
+            }
+            if rng.below(10) == 0 {
+                // Cancellations free time that others may then take.
+                let id = ids[rng.below(ids.len() as u64) as usize];
+                if let Some(b) = world.index.get(id).and_then(|(_, c)| c.bookings().first().copied()) {
+                    world.index.release(id, b.tour_id);
+                }
+            }
+        }
+        for (_, cal) in world.index.iter() {
+            let bs = cal.bookings();
+            for (i, a) in bs.iter().enumerate() {
+                for b in &bs[i + 1..] {
+                    let a_then_b = a.end + travel_minutes(&a.last, &b.first) * 60 <= b.start;
+                    let b_then_a = b.end + travel_minutes(&b.last, &a.first) * 60 <= a.start;
+                    prop_assert!(a_then_b || b_then_a, "{a:?} and {b:?} break 5.3");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn zero_length_and_fourteen_day_windows() {
+    let t = Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).unwrap();
+    assert!(TimeWindow::new(t, t).is_err());
+    let world = build_world(7, 50, 3);
+    let window = TimeWindow::new(t, t + chrono::Duration::days(14)).unwrap();
+    let stops = vec![Stop {
+        id: engine::ListingId::new_random(),
+        location: Location::new(world.centre.0, world.centre.1).unwrap(),
+    }];
+    let plan = TourPlan::new(TourId::new_random(), &stops, window, 30, vec![]).unwrap();
+    let all = ref_feasible(&world.index, &plan);
+    check_decision(&world.index, &plan, &Nearest, ref_nearest(&all));
+}
+
+#[test]
+fn window_shorter_than_the_tour_is_explained() {
+    let world = build_world(11, 20, 0);
+    let t = Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).unwrap();
+    let window = TimeWindow::new(t, t + chrono::Duration::minutes(20)).unwrap();
+    let stops = vec![Stop {
+        id: engine::ListingId::new_random(),
+        location: Location::new(world.centre.0, world.centre.1).unwrap(),
+    }];
+    let plan = TourPlan::new(TourId::new_random(), &stops, window, 30, vec![]).unwrap();
+    let d = world.index.search(&plan, &Nearest);
+    assert!(d.choice.is_none());
+    assert_eq!(d.explanation.reason.as_deref(), Some("window_too_short"));
+}
