@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::calendar::{Calendar, Footprint};
 use crate::geo::distance_km;
 use crate::realtor::{Realtor, RealtorStatus};
-use crate::time::{on_grid, snap_to_grid, ZoneMemo};
+use crate::time::{on_grid, snap_to_grid, WorkingHours, ZoneMemo};
 use crate::tour::TourPlan;
 
 /// Why a realtor cannot take a tour (the `explain` vocabulary of CONTRACT 4).
@@ -45,6 +45,8 @@ pub struct Scratch {
     forbidden: Vec<(i64, i64)>,
     /// Time zone conversions already made.
     pub zones: ZoneMemo,
+    /// Working hours (by fingerprint) known to leave no room for a given window and duration.
+    no_room: rustc_hash::FxHashMap<(u64, i64, i64, i64), WorkingHours>,
 }
 
 /// The checks that need no calendar: status, declines, radius. `distance` is home to first stop.
@@ -90,6 +92,13 @@ pub fn earliest_start(
         last: plan.last(),
         duration: d,
     };
+    // Realtors often share working hours; when these hours leave no room for the window, say so
+    // without converting them again. Entries are compared in full, never by fingerprint alone,
+    // so the memo can never change an answer.
+    let key = (realtor.hours.fingerprint(), ws, we, d);
+    if scratch.no_room.get(&key) == Some(&realtor.hours) {
+        return Err(RejectReason::OutsideWorkingHours);
+    }
     realtor
         .hours
         .utc_intervals(ws, we, &mut scratch.intervals, &mut scratch.zones);
@@ -117,7 +126,13 @@ pub fn earliest_start(
     match best {
         Some(s) => Ok(s),
         None if fits_hours => Err(RejectReason::Overlap),
-        None => Err(RejectReason::OutsideWorkingHours),
+        None => {
+            if scratch.no_room.len() > 4096 {
+                scratch.no_room.clear();
+            }
+            scratch.no_room.insert(key, realtor.hours.clone());
+            Err(RejectReason::OutsideWorkingHours)
+        }
     }
 }
 

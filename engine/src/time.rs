@@ -370,6 +370,9 @@ pub struct WorkingHours {
     intervals: Vec<WorkingInterval>,
     /// Intervals by weekday index 0..7 (Monday = 0), sorted by start.
     by_weekday: [Vec<(u16, u16)>; 7],
+    /// Equal for equal zone and weekly intervals: lets a search decide "does the window fit
+    /// these hours at all" once for all realtors sharing them.
+    fingerprint: u64,
 }
 
 impl WorkingHours {
@@ -383,11 +386,26 @@ impl WorkingHours {
         for day in &mut by_weekday {
             day.sort_unstable();
         }
+        let fingerprint = {
+            use std::hash::{Hash, Hasher};
+            let mut h = rustc_hash::FxHasher::default();
+            zone.hash(&mut h);
+            by_weekday.hash(&mut h);
+            h.finish()
+        };
         Self {
             zone,
             intervals,
             by_weekday,
+            fingerprint,
         }
+    }
+
+    /// Equal for working hours with the same zone and weekly intervals (rarely also for others:
+    /// a hash, to be confirmed with `==`).
+    #[must_use]
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
     }
 
     /// The time zone.
