@@ -61,7 +61,11 @@ impl MigratorTrait for Migrator {
 /// When the URL is invalid or the database is unreachable.
 pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
     let mut options = ConnectOptions::new(url);
-    options.sqlx_logging(false);
+    // An unreachable database must fail start-up within seconds, not sqlx's default 30 s.
+    options
+        .sqlx_logging(false)
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .acquire_timeout(std::time::Duration::from_secs(5));
     if url.starts_with("sqlite:") {
         options.map_sqlx_sqlite_opts(|sqlite| {
             sqlite
