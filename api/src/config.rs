@@ -1,0 +1,101 @@
+//! The command line and configuration (CONTRACT 1): every flag also reads an environment
+//! variable; flags win.
+
+use clap::{Args, Parser, Subcommand};
+
+/// `tourwise`: the booking and assignment engine.
+#[derive(Debug, Parser)]
+#[command(name = "tourwise", version, about)]
+pub struct Cli {
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands of CONTRACT 1.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the engine and its HTTP API.
+    Serve(Config),
+    /// Apply database migrations and exit.
+    Migrate(DatabaseArgs),
+}
+
+/// Where the database is.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// SQLite (`sqlite://FILE?mode=rwc`) or PostgreSQL (`postgres://...`).
+    #[arg(
+        long,
+        env = "TOURWISE_DATABASE_URL",
+        default_value = "sqlite://tourwise.db?mode=rwc"
+    )]
+    pub database_url: String,
+}
+
+/// Everything `serve` reads.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address the HTTP API binds (port 0 picks a free port).
+    #[arg(long, env = "TOURWISE_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    pub http_addr: String,
+    /// The database.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Kafka bootstrap servers; unset means the in-process event bus.
+    #[arg(long, env = "TOURWISE_KAFKA_BROKERS")]
+    pub kafka_brokers: Option<String>,
+    /// Redis URL; unset means the in-process availability view and rate limiter.
+    #[arg(long, env = "TOURWISE_REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// HS256 secret for access tokens; unset means a random one kept in the data dir.
+    #[arg(long, env = "TOURWISE_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// An admin account that exists after start (created if missing).
+    #[arg(long, env = "TOURWISE_ADMIN_EMAIL")]
+    pub admin_email: Option<String>,
+    /// The admin account's password.
+    #[arg(long, env = "TOURWISE_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
+    /// Matching policy: `nearest` (CONTRACT 5.4) or `balanced`.
+    #[arg(long, env = "TOURWISE_POLICY", default_value = "nearest", value_parser = ["nearest", "balanced"])]
+    pub policy: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_embedded_ones() {
+        let cli = Cli::try_parse_from(["tourwise", "serve"]).unwrap();
+        let Command::Serve(c) = cli.command else {
+            panic!("serve expected")
+        };
+        assert_eq!(c.http_addr, "127.0.0.1:8080");
+        assert_eq!(c.database.database_url, "sqlite://tourwise.db?mode=rwc");
+        assert_eq!(c.policy, "nearest");
+        assert!(c.kafka_brokers.is_none() && c.redis_url.is_none());
+    }
+
+    #[test]
+    fn flags_parse_and_bad_policy_is_refused() {
+        let cli = Cli::try_parse_from([
+            "tourwise",
+            "serve",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--policy",
+            "balanced",
+        ])
+        .unwrap();
+        let Command::Serve(c) = cli.command else {
+            panic!("serve expected")
+        };
+        assert_eq!(
+            (c.http_addr.as_str(), c.policy.as_str()),
+            ("127.0.0.1:0", "balanced")
+        );
+        assert!(Cli::try_parse_from(["tourwise", "serve", "--policy", "random"]).is_err());
+    }
+}

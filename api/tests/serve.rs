@@ -1,0 +1,134 @@
+//! `tourwise serve` as an operator meets it: the real binary, port 0, SIGTERM (CONTRACT 1).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Serve {
+    child: Child,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+fn start(extra: &[&str]) -> Serve {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tourwise"))
+        .args(["serve", "--http-addr", "127.0.0.1:0", "--database-url", &db])
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("first line was {line:?}"))
+        .to_owned();
+    Serve {
+        child,
+        base,
+        _dir: dir,
+    }
+}
+
+#[tokio::test]
+async fn serves_health_and_json_errors_then_stops_on_sigterm() {
+    let mut serve = start(&[]);
+    assert!(serve.base.starts_with("http://127.0.0.1:"));
+    let client = reqwest::Client::new();
+
+    let health = client
+        .get(format!("{}/healthz", serve.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let ready: serde_json::Value = client
+        .get(format!("{}/readyz", serve.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["dependencies"]["database"], true);
+
+    let missing = client
+        .get(format!("{}/no/such/thing", serve.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    let body: serde_json::Value = missing.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_found");
+
+    // SIGTERM: a clean exit, promptly.
+    let pid = serve.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = serve.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "serve did not stop after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn unreachable_database_fails_fast_with_one_line() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tourwise"))
+        .args([
+            "serve",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--database-url",
+            "postgres://postgres:secret@127.0.0.1:1/nowhere",
+        ])
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(lines[0].starts_with("tourwise: database"), "{stderr}");
+    assert!(!lines[0].contains("secret"), "{stderr}");
+}
+
+#[test]
+fn migrate_applies_and_is_repeatable() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}?mode=rwc", dir.path().join("m.db").display());
+    for _ in 0..2 {
+        let out = Command::new(env!("CARGO_BIN_EXE_tourwise"))
+            .args(["migrate", "--database-url", &db])
+            .env("RUST_LOG", "off")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
