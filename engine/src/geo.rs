@@ -176,7 +176,30 @@ pub fn ring_bound_km(resolution: Resolution, k: u32) -> f64 {
 /// The H3 cells at exactly grid distance `k` from `origin` (pentagon-safe).
 #[must_use]
 pub fn ring(origin: CellIndex, k: u32) -> Vec<CellIndex> {
-    origin.grid_ring::<Vec<_>>(k)
+    let mut out = Vec::new();
+    ring_into(origin, k, &mut out);
+    out
+}
+
+/// [`ring`] into a reused buffer: the fast algorithm, or the pentagon-safe one where the fast
+/// one gives up.
+pub fn ring_into(origin: CellIndex, k: u32, out: &mut Vec<CellIndex>) {
+    out.clear();
+    for cell in origin.grid_ring_fast(k) {
+        match cell {
+            Some(cell) => out.push(cell),
+            None => {
+                out.clear();
+                out.extend(
+                    origin
+                        .grid_disk_distances_safe(k)
+                        .filter(|&(_, d)| d == k)
+                        .map(|(c, _)| c),
+                );
+                return;
+            }
+        }
+    }
 }
 
 /// H3 resolution 15 cell id of a location as a signed integer, for database columns: the cells of

@@ -15,7 +15,7 @@ use rustc_hash::FxHashMap;
 
 use crate::calendar::{Booking, Calendar};
 use crate::feasibility::{check_profile, check_start, earliest_start, RejectReason, Scratch};
-use crate::geo::{distance_km, ring, ring_bound_km, GeoPoint, Location};
+use crate::geo::{distance_km, ring_bound_km, ring_into, GeoPoint, Location};
 use crate::ids::{RealtorId, TourId};
 use crate::matching::explain::{CandidateReport, Decision};
 use crate::matching::policy::{Feasible, Policy};
@@ -84,6 +84,7 @@ pub struct SearchScratch {
     feasibility: Scratch,
     /// `seen[entry] == generation` when the current search already found that realtor.
     seen: Vec<u32>,
+    ring: Vec<CellIndex>,
     generation: u32,
 }
 
@@ -462,24 +463,32 @@ impl RealtorIndex {
         let generation = scratch.generation;
         let ring_cells = if k == 0 { 1 } else { 6 * k as usize };
         let scan = k > 0 && walk.cells_seen + ring_cells > self.cells.len();
-        let cells: Box<dyn Iterator<Item = &Vec<Slot>>> = if scan {
-            walk.exhausted = true;
-            Box::new(self.cells.values())
-        } else {
-            let ring_cells = ring(walk.origin, k);
-            walk.cells_seen += ring_cells.len();
-            walk.next_k += 1;
-            Box::new(ring_cells.into_iter().filter_map(|c| self.cells.get(&c)))
-        };
-        for slots in cells {
+        let mut found = std::mem::take(&mut scratch.found);
+        let mut take = |slots: &Vec<Slot>, seen: &mut Vec<u32>| {
             for s in slots {
-                let seen = &mut scratch.seen[s.entry as usize];
-                if *seen != generation {
-                    *seen = generation;
-                    scratch.found.push((s.point.distance_km(target), s.entry));
+                let mark = &mut seen[s.entry as usize];
+                if *mark != generation {
+                    *mark = generation;
+                    found.push((s.point.distance_km(target), s.entry));
+                }
+            }
+        };
+        if scan {
+            walk.exhausted = true;
+            for slots in self.cells.values() {
+                take(slots, &mut scratch.seen);
+            }
+        } else {
+            ring_into(walk.origin, k, &mut scratch.ring);
+            walk.cells_seen += scratch.ring.len();
+            walk.next_k += 1;
+            for cell in &scratch.ring {
+                if let Some(slots) = self.cells.get(cell) {
+                    take(slots, &mut scratch.seen);
                 }
             }
         }
+        scratch.found = found;
         Some(if scan {
             f64::INFINITY
         } else {
