@@ -79,6 +79,19 @@ impl CandidateReport {
     }
 }
 
+/// How many candidates an explanation lists; the rest are counted.
+pub const MAX_REPORTED: usize = 100;
+
+fn outcome_key(r: &CandidateReport) -> String {
+    match (r.outcome, r.rejected) {
+        (Outcome::Rejected, Some(reason)) => format!("rejected:{}", reason.as_str()),
+        (Outcome::Chosen, _) => "chosen".to_owned(),
+        (Outcome::Lost, _) => "lost".to_owned(),
+        (Outcome::Rejected, None) => "rejected".to_owned(),
+        (Outcome::NotEvaluated, _) => "not_evaluated".to_owned(),
+    }
+}
+
 /// Why a decision came out as it did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Explanation {
@@ -87,8 +100,14 @@ pub struct Explanation {
     /// H3 rings searched around the first listing (at the index's resolution), summed over
     /// the indexes asked.
     pub rings_searched: u32,
-    /// Every realtor looked at, nearest first.
+    /// The realtors looked at, nearest first: all of them up to [`MAX_REPORTED`] (the
+    /// chosen one always included); the rest are counted in `omitted`.
     pub candidates: Vec<CandidateReport>,
+    /// Realtors looked at but not listed, counted by outcome (`rejected:overlap`, `lost`, ...).
+    /// A search that must prove nobody can take a tour looks at thousands; storing each with
+    /// every tour would cost more than it tells.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub omitted: std::collections::BTreeMap<String, usize>,
     /// The winner, if any.
     pub chosen: Option<RealtorId>,
     /// Why nobody, when nobody (`no_feasible_realtor`, `window_too_short`).
@@ -126,17 +145,31 @@ impl Decision {
                 };
             }
         }
-        reports.sort_unstable_by(|a, b| {
+        let nearest_first = |a: &CandidateReport, b: &CandidateReport| {
             a.distance_km
                 .total_cmp(&b.distance_km)
                 .then(a.realtor_id.cmp(&b.realtor_id))
-        });
+        };
+        let mut omitted = std::collections::BTreeMap::new();
+        if reports.len() > MAX_REPORTED {
+            reports.select_nth_unstable_by(MAX_REPORTED - 1, nearest_first);
+            let rest = reports.split_off(MAX_REPORTED);
+            for r in rest {
+                if r.outcome == Outcome::Chosen {
+                    reports.push(r); // the winner is always listed
+                } else {
+                    *omitted.entry(outcome_key(&r)).or_insert(0) += 1;
+                }
+            }
+        }
+        reports.sort_unstable_by(nearest_first);
         Decision {
             choice,
             explanation: Explanation {
                 policy: policy.name().to_owned(),
                 rings_searched,
                 candidates: reports,
+                omitted,
                 chosen: choice.map(|c| c.realtor_id),
                 reason: choice.is_none().then(|| "no_feasible_realtor".to_owned()),
             },
@@ -150,11 +183,62 @@ impl Decision {
         let mut feasible = Vec::new();
         let mut reports = Vec::new();
         let mut rings = 0;
+        let mut omitted = std::collections::BTreeMap::new();
         for p in parts {
             feasible.extend(p.feasible);
             reports.extend(p.explanation.candidates);
             rings += p.explanation.rings_searched;
+            for (k, n) in p.explanation.omitted {
+                *omitted.entry(k).or_insert(0) += n;
+            }
         }
-        Decision::decide(policy, feasible, reports, rings)
+        let mut d = Decision::decide(policy, feasible, reports, rings);
+        for (k, n) in omitted {
+            *d.explanation.omitted.entry(k).or_insert(0) += n;
+        }
+        d
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matching::policy::Nearest;
+    use uuid::Uuid;
+
+    #[test]
+    fn long_explanations_list_the_nearest_and_count_the_rest() {
+        let reports: Vec<CandidateReport> = (0..150u32)
+            .map(|i| {
+                CandidateReport::rejected(
+                    RealtorId(Uuid::from_u128(u128::from(i))),
+                    f64::from(150 - i),
+                    RejectReason::Overlap,
+                )
+            })
+            .collect();
+        // The winner is the farthest of all: it must still be listed.
+        let far = Feasible {
+            realtor_id: RealtorId(Uuid::from_u128(999)),
+            distance_km: 500.0,
+            start: 0,
+            end: 60,
+            day_load: 0,
+        };
+        let mut all = reports;
+        all.push(CandidateReport::feasible(&far));
+        let d = Decision::decide(&Nearest, vec![far], all, 3);
+        let e = &d.explanation;
+        assert_eq!(e.candidates.len(), MAX_REPORTED + 1);
+        assert_eq!(e.omitted.get("rejected:overlap"), Some(&50));
+        assert!(e
+            .candidates
+            .windows(2)
+            .all(|w| w[0].distance_km <= w[1].distance_km));
+        assert_eq!(e.candidates.last().unwrap().outcome, Outcome::Chosen);
+        let json = serde_json::to_value(e).unwrap();
+        assert_eq!(json["omitted"]["rejected:overlap"], 50);
+        let back: Explanation = serde_json::from_value(json).unwrap();
+        assert_eq!(&back, e);
     }
 }
