@@ -1,6 +1,9 @@
-//! Tourwise's runtime: the event bus, persistence, and (next) the supervised actors that own
-//! shards, tours and carts (see ARCHITECTURE.md).
+//! Tourwise's runtime: the event bus, persistence, and the supervised actors that own shards
+//! and tours (see ARCHITECTURE.md).
 
 pub mod bus;
+pub mod memstore;
 pub mod payments;
+pub mod reminders;
+pub mod runtime;
 pub mod store;

@@ -244,4 +244,21 @@ pub trait Store: Send + Sync + 'static {
     /// # Errors
     /// [`StoreError::Database`], e.g. a missing user.
     async fn upsert_realtor_profiles(&self, realtors: &[Realtor]) -> Result<(), StoreError>;
+
+    /// Schedules reminder notifications of an assigned tour (idempotent; see
+    /// [`crate::reminders`]).
+    ///
+    /// # Errors
+    /// [`StoreError::Database`].
+    async fn schedule_reminders(
+        &self,
+        tour: &TourRecord,
+        reminders: &[crate::reminders::Reminder],
+    ) -> Result<(), StoreError>;
+
+    /// Cancels the pending reminders of a tour; returns how many.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`].
+    async fn cancel_reminders(&self, tour: TourId) -> Result<u64, StoreError>;
 }

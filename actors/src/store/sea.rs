@@ -168,6 +168,18 @@ impl SeaStore {
 
 #[async_trait]
 impl Store for SeaStore {
+    async fn schedule_reminders(
+        &self,
+        tour: &TourRecord,
+        reminders: &[crate::reminders::Reminder],
+    ) -> Result<(), StoreError> {
+        crate::reminders::schedule(&self.db, tour, reminders).await
+    }
+
+    async fn cancel_reminders(&self, tour: TourId) -> Result<u64, StoreError> {
+        crate::reminders::cancel(&self.db, tour).await
+    }
+
     async fn create_tour_from_payment(&self, tour: NewTour) -> Result<CreateOutcome, StoreError> {
         let txn = self.db.begin().await?;
         let outcome = Self::create_tour_in(&txn, &tour).await?;

@@ -183,6 +183,7 @@ pub fn explanation(chosen: RealtorId) -> Explanation {
         policy: "nearest".into(),
         rings_searched: 1,
         candidates: Vec::new(),
+        omitted: Default::default(),
         chosen: Some(chosen),
         reason: None,
     }
