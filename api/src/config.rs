@@ -16,7 +16,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the engine and its HTTP API.
-    Serve(Config),
+    Serve(Box<Config>),
     /// Apply database migrations and exit.
     Migrate(DatabaseArgs),
 }
@@ -60,6 +60,50 @@ pub struct Config {
     /// Matching policy: `nearest` (CONTRACT 5.4) or `balanced`.
     #[arg(long, env = "TOURWISE_POLICY", default_value = "nearest", value_parser = ["nearest", "balanced"])]
     pub policy: String,
+    /// Where generated state (the JWT secret) is kept; unset: the SQLite file's folder, or
+    /// the working directory.
+    #[arg(long, env = "TOURWISE_DATA_DIR")]
+    pub data_dir: Option<std::path::PathBuf>,
+    /// Rate limits (CONTRACT 2).
+    #[command(flatten)]
+    pub limits: Limits,
+}
+
+/// Rate limits (CONTRACT 2), each configurable.
+#[derive(Debug, Clone, Args)]
+pub struct Limits {
+    /// Failed logins allowed per email per 15 minutes.
+    #[arg(long, env = "TOURWISE_LOGIN_FAILURES_PER_EMAIL", default_value_t = 5)]
+    pub login_failures_per_email: u32,
+    /// Login attempts allowed per client IP per minute.
+    #[arg(long, env = "TOURWISE_LOGIN_ATTEMPTS_PER_IP", default_value_t = 300)]
+    pub login_attempts_per_ip: u32,
+    /// Payment attempts allowed per customer per minute.
+    #[arg(long, env = "TOURWISE_PAYMENTS_PER_CUSTOMER", default_value_t = 60)]
+    pub payments_per_customer: u32,
+}
+
+impl Config {
+    /// The data dir: configured, else the SQLite file's folder, else the working directory.
+    #[must_use]
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        if let Some(dir) = &self.data_dir {
+            return dir.clone();
+        }
+        let url = &self.database.database_url;
+        let file = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .map(|rest| rest.split('?').next().unwrap_or(rest))
+            .filter(|f| !f.is_empty() && *f != ":memory:");
+        file.and_then(|f| {
+            std::path::Path::new(f)
+                .parent()
+                .map(std::path::Path::to_path_buf)
+        })
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| std::path::PathBuf::from("."))
+    }
 }
 
 #[cfg(test)]

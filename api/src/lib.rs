@@ -3,6 +3,14 @@
 //! Handlers never assign realtors themselves: they send messages to the actors or publish
 //! events (DESIGN.md, "api").
 
+pub mod auth;
 pub mod config;
+pub mod error;
+pub mod list;
+pub mod metrics;
+pub mod perm;
+pub mod ratelimit;
+pub mod routes;
 pub mod server;
+pub mod state;
 pub mod telemetry;

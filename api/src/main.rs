@@ -10,7 +10,7 @@ async fn main() -> ExitCode {
     api::telemetry::init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(config) => serve(config).await,
+        Command::Serve(config) => serve(*config).await,
         Command::Migrate(db) => migrations::connect_and_migrate(&db.database_url)
             .await
             .map(|_| println!("migrations applied"))

@@ -2,24 +2,32 @@
 
 use std::net::SocketAddr;
 
+use std::sync::Arc;
+
+use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpResponse, HttpServer};
+use actors::bus::{EventBus, InProcessBus};
+use actors::runtime::{Runtime, RuntimeConfig};
+use actors::store::SeaStore;
 use anyhow::Context as _;
-use sea_orm::{ConnectionTrait, DatabaseConnection};
+use sea_orm::ConnectionTrait;
 use serde_json::json;
 
+use crate::auth::{self, Jwt};
 use crate::config::Config;
-
-/// What the handlers share.
-#[derive(Clone)]
-pub struct AppState {
-    /// The database.
-    pub db: DatabaseConnection,
-}
+use crate::error::extractors;
+use crate::metrics::{self, Metrics};
+use crate::routes;
+pub use crate::state::AppState;
+use crate::state::Limiters;
 
 /// A bound, not yet running server.
 pub struct Bound {
     /// The address it listens on (the real port when 0 was asked).
     pub addr: SocketAddr,
+    /// The event bus the API publishes on (the engine consumes it).
+    pub bus: Arc<dyn EventBus>,
+    runtime: Runtime,
     server: actix_web::dev::Server,
 }
 
@@ -29,16 +37,22 @@ impl Bound {
     /// # Errors
     /// When the server fails while running.
     pub async fn run(self) -> std::io::Result<()> {
-        self.server.await
+        let result = self.server.await;
+        self.runtime.shutdown().await;
+        result
     }
 }
 
 /// Connects to every configured dependency (failing with a one-line reason when one is
-/// unreachable), applies migrations and binds the HTTP address.
+/// unreachable), applies migrations, ensures the bootstrap admin and binds the HTTP address.
 ///
 /// # Errors
-/// An unreachable database, failed migrations or an address that cannot be bound.
+/// An unreachable database, failed migrations, an unusable data dir, bad admin credentials
+/// or an address that cannot be bound.
 pub async fn bind(config: &Config) -> anyhow::Result<Bound> {
+    if config.kafka_brokers.is_some() {
+        anyhow::bail!("--kafka-brokers is not supported by this build yet; leave it unset for the in-process bus");
+    }
     let db = migrations::connect_and_migrate(&config.database.database_url)
         .await
         .with_context(|| {
@@ -47,12 +61,51 @@ pub async fn bind(config: &Config) -> anyhow::Result<Bound> {
                 redact(&config.database.database_url)
             )
         })?;
-    let state = AppState { db };
+    let secret = auth::load_secret(config.jwt_secret.as_deref(), &config.data_dir())
+        .context("JWT secret")?;
+    match (&config.admin_email, &config.admin_password) {
+        (Some(email), Some(password)) => routes::iam::bootstrap_admin(&db, email, password)
+            .await
+            .context("admin bootstrap")?,
+        (None, None) => {}
+        _ => anyhow::bail!("--admin-email and --admin-password go together"),
+    }
+    let bus: Arc<dyn EventBus> = Arc::new(InProcessBus::new());
+    let store = Arc::new(SeaStore::new(db.clone()));
+    let policy: Arc<dyn engine::Policy> = match config.policy.as_str() {
+        "balanced" => Arc::new(engine::Balanced::default()),
+        _ => Arc::new(engine::Nearest),
+    };
+    let runtime = Runtime::start(
+        store.clone() as Arc<dyn actors::store::Store>,
+        bus.clone(),
+        RuntimeConfig {
+            policy,
+            // ractor's registry is per process: each bound server (tests bind several) gets
+            // its own names.
+            namespace: format!("{}:", uuid::Uuid::new_v4().simple()),
+            ..RuntimeConfig::default()
+        },
+    )
+    .await
+    .context("the engine runtime did not start")?;
+    let state = AppState {
+        runtime: runtime.clone(),
+        store,
+        db,
+        bus: bus.clone(),
+        jwt: Arc::new(Jwt::new(&secret)),
+        limits: Arc::new(Limiters::new(&config.limits)),
+        metrics: Arc::new(Metrics::default()),
+    };
     let server = HttpServer::new(move || {
         App::new()
             .app_data(web::Data::new(state.clone()))
-            .route("/healthz", web::get().to(healthz))
-            .route("/readyz", web::get().to(readyz))
+            .app_data(extractors::json())
+            .app_data(extractors::query())
+            .app_data(extractors::path())
+            .wrap(from_fn(metrics::track))
+            .configure(routes::configure)
             .default_service(web::to(not_found))
     })
     .workers(2)
@@ -64,6 +117,8 @@ pub async fn bind(config: &Config) -> anyhow::Result<Bound> {
         .context("the server bound no address")?;
     Ok(Bound {
         addr,
+        bus,
+        runtime,
         server: server.shutdown_timeout(10).run(),
     })
 }
@@ -78,11 +133,13 @@ fn redact(url: &str) -> String {
     }
 }
 
-async fn healthz() -> HttpResponse {
+/// `GET /healthz`.
+pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+/// `GET /readyz`.
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let database = state.db.execute_unprepared("SELECT 1").await.is_ok();
     let body = json!({"ready": database, "dependencies": {"database": database}});
     if database {

@@ -27,9 +27,21 @@ fn start(extra: &[&str]) -> Serve {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    // Read the first line on a thread: a server stuck at start-up fails the test, not CI.
     let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(line) => line,
+        Err(_) => {
+            let _ = child.kill();
+            panic!("serve printed nothing within 60 s");
+        }
+    };
     let base = line
         .trim()
         .strip_prefix("listening on ")
@@ -40,6 +52,24 @@ fn start(extra: &[&str]) -> Serve {
         base,
         _dir: dir,
     }
+}
+
+/// Runs a command to completion, killing it (and failing) if it takes over a minute.
+fn output_within_a_minute(cmd: &mut Command) -> std::process::Output {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("command did not finish within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
 }
 
 #[tokio::test]
@@ -96,17 +126,17 @@ async fn serves_health_and_json_errors_then_stops_on_sigterm() {
 
 #[test]
 fn unreachable_database_fails_fast_with_one_line() {
-    let out = Command::new(env!("CARGO_BIN_EXE_tourwise"))
-        .args([
-            "serve",
-            "--http-addr",
-            "127.0.0.1:0",
-            "--database-url",
-            "postgres://postgres:secret@127.0.0.1:1/nowhere",
-        ])
-        .env("RUST_LOG", "off")
-        .output()
-        .unwrap();
+    let out = output_within_a_minute(
+        Command::new(env!("CARGO_BIN_EXE_tourwise"))
+            .args([
+                "serve",
+                "--http-addr",
+                "127.0.0.1:0",
+                "--database-url",
+                "postgres://postgres:secret@127.0.0.1:1/nowhere",
+            ])
+            .env("RUST_LOG", "off"),
+    );
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     let lines: Vec<&str> = stderr.lines().collect();
@@ -120,11 +150,11 @@ fn migrate_applies_and_is_repeatable() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}?mode=rwc", dir.path().join("m.db").display());
     for _ in 0..2 {
-        let out = Command::new(env!("CARGO_BIN_EXE_tourwise"))
-            .args(["migrate", "--database-url", &db])
-            .env("RUST_LOG", "off")
-            .output()
-            .unwrap();
+        let out = output_within_a_minute(
+            Command::new(env!("CARGO_BIN_EXE_tourwise"))
+                .args(["migrate", "--database-url", &db])
+                .env("RUST_LOG", "off"),
+        );
         assert!(
             out.status.success(),
             "{}",

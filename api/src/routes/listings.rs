@@ -1,0 +1,451 @@
+//! Listings (CONTRACT 4): providers manage their own, admins any; everybody reads published.
+
+use actix_web::{web, HttpResponse};
+use chrono::{DateTime, Utc};
+use engine::Location;
+use sea_orm::sea_query::{Cond, Expr, ExprTrait, Order, Query, SelectStatement};
+use sea_orm::{ConnectionTrait, QueryResult};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::auth::{Caller, MaybeCaller};
+use crate::error::ApiError;
+use crate::list::Page;
+use crate::perm::{Capability, Role};
+use crate::state::AppState;
+
+const COLUMNS: [&str; 11] = [
+    "id",
+    "owner_id",
+    "title",
+    "address",
+    "lat",
+    "lng",
+    "price_cents",
+    "status",
+    "created_at",
+    "updated_at",
+    "deleted_at",
+];
+
+/// `{lat, lng}` as sent: checked into a [`Location`] (422 when out of range).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct RawPoint {
+    /// Latitude.
+    pub lat: f64,
+    /// Longitude.
+    pub lng: f64,
+}
+
+impl RawPoint {
+    /// The checked location.
+    ///
+    /// # Errors
+    /// 422 for a latitude outside [-90, 90] or a longitude outside [-180, 180].
+    pub fn location(self) -> Result<Location, ApiError> {
+        Location::new(self.lat, self.lng).map_err(|e| ApiError::invalid(e.to_string()))
+    }
+}
+
+/// A listing as stored.
+#[derive(Debug, Clone, Serialize)]
+pub struct Listing {
+    /// Id.
+    pub id: Uuid,
+    /// The provider who owns it.
+    pub owner_id: Uuid,
+    /// Title.
+    pub title: String,
+    /// Street address.
+    pub address: String,
+    /// Where it is.
+    pub location: RawPoint,
+    /// Price of a visit, cents.
+    pub price_cents: i64,
+    /// draft | published | unpublished.
+    pub status: String,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+    #[serde(skip)]
+    deleted: bool,
+}
+
+fn from_row(row: &QueryResult) -> Result<Listing, sea_orm::DbErr> {
+    let deleted: Option<DateTime<Utc>> = row.try_get("", "deleted_at")?;
+    Ok(Listing {
+        id: row.try_get("", "id")?,
+        owner_id: row.try_get("", "owner_id")?,
+        title: row.try_get("", "title")?,
+        address: row.try_get("", "address")?,
+        location: RawPoint {
+            lat: row.try_get("", "lat")?,
+            lng: row.try_get("", "lng")?,
+        },
+        price_cents: row.try_get("", "price_cents")?,
+        status: row.try_get("", "status")?,
+        created_at: row.try_get("", "created_at")?,
+        updated_at: row.try_get("", "updated_at")?,
+        deleted: deleted.is_some(),
+    })
+}
+
+/// One listing, deleted ones excluded.
+///
+/// # Errors
+/// When the database fails.
+pub async fn find(state: &AppState, id: Uuid) -> Result<Option<Listing>, ApiError> {
+    let select = Query::select()
+        .columns(COLUMNS)
+        .from("listings")
+        .and_where(Expr::col("id").eq(id))
+        .to_owned();
+    let row = state.db.query_one(&select).await?;
+    Ok(row
+        .map(|r| from_row(&r))
+        .transpose()?
+        .filter(|l| !l.deleted))
+}
+
+fn visible(listing: &Listing, caller: Option<&Caller>) -> bool {
+    listing.status == "published"
+        || caller.is_some_and(|c| c.role == Role::Admin || c.id == listing.owner_id)
+}
+
+/// A listing the caller may change: 403 by role, 404 when not theirs.
+async fn owned(state: &AppState, caller: &Caller, id: Uuid) -> Result<Listing, ApiError> {
+    let access = caller.may(Capability::ManageListing)?;
+    find(state, id)
+        .await?
+        .filter(|l| caller.reaches(access, l.owner_id))
+        .ok_or_else(|| ApiError::not_found("listing"))
+}
+
+fn check_text(field: &str, value: &str) -> Result<String, ApiError> {
+    let value = value.trim();
+    if value.is_empty() || value.chars().count() > 500 {
+        return Err(ApiError::invalid(format!(
+            "{field} must have 1 to 500 characters"
+        )));
+    }
+    Ok(value.to_owned())
+}
+
+fn check_price(price: i64) -> Result<i64, ApiError> {
+    if !(0..=10_000_000_000).contains(&price) {
+        return Err(ApiError::invalid("price_cents must be between 0 and 10^10"));
+    }
+    Ok(price)
+}
+
+/// `POST /listings` body.
+#[derive(Debug, Deserialize)]
+pub struct NewListing {
+    title: String,
+    address: String,
+    location: RawPoint,
+    price_cents: i64,
+}
+
+/// `POST /listings`.
+///
+/// # Errors
+/// 403 for roles other than provider/admin, 422 for invalid values.
+pub async fn create(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: web::Json<NewListing>,
+) -> Result<HttpResponse, ApiError> {
+    caller.may(Capability::ManageListing)?;
+    let title = check_text("title", &body.title)?;
+    let address = check_text("address", &body.address)?;
+    let location = body.location.location()?;
+    let price = check_price(body.price_cents)?;
+    let now = Utc::now();
+    let id = Uuid::now_v7();
+    let insert = Query::insert()
+        .into_table("listings")
+        .columns([
+            "id",
+            "owner_id",
+            "title",
+            "address",
+            "lat",
+            "lng",
+            "cell",
+            "price_cents",
+            "status",
+            "created_at",
+            "updated_at",
+        ])
+        .values_panic([
+            id.into(),
+            caller.id.into(),
+            title.into(),
+            address.into(),
+            location.lat().into(),
+            location.lng().into(),
+            engine::geo::fine_cell_id(&location).into(),
+            price.into(),
+            "draft".into(),
+            now.into(),
+            now.into(),
+        ])
+        .to_owned();
+    state.db.execute(&insert).await?;
+    let listing = find(&state, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("listing"))?;
+    Ok(HttpResponse::Created().json(listing))
+}
+
+/// `PATCH /listings/{id}` body: any subset of the fields.
+#[derive(Debug, Deserialize)]
+pub struct ListingPatch {
+    title: Option<String>,
+    address: Option<String>,
+    location: Option<RawPoint>,
+    price_cents: Option<i64>,
+}
+
+async fn update(
+    state: &AppState,
+    id: Uuid,
+    values: Vec<(&'static str, sea_orm::Value)>,
+) -> Result<Listing, ApiError> {
+    let mut update = Query::update();
+    update
+        .table("listings")
+        .value("updated_at", Utc::now())
+        .and_where(Expr::col("id").eq(id));
+    for (column, value) in values {
+        update.value(column, value);
+    }
+    state.db.execute(&update).await?;
+    find(state, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("listing"))
+}
+
+/// `PATCH /listings/{id}`.
+///
+/// # Errors
+/// 403/404 as [`owned`], 422 for invalid values.
+pub async fn patch(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<Uuid>,
+    body: web::Json<ListingPatch>,
+) -> Result<HttpResponse, ApiError> {
+    let listing = owned(&state, &caller, *id).await?;
+    let body = body.into_inner();
+    let mut values: Vec<(&'static str, sea_orm::Value)> = Vec::new();
+    if let Some(title) = &body.title {
+        values.push(("title", check_text("title", title)?.into()));
+    }
+    if let Some(address) = &body.address {
+        values.push(("address", check_text("address", address)?.into()));
+    }
+    if let Some(point) = body.location {
+        let location = point.location()?;
+        values.push(("lat", location.lat().into()));
+        values.push(("lng", location.lng().into()));
+        values.push(("cell", engine::geo::fine_cell_id(&location).into()));
+    }
+    if let Some(price) = body.price_cents {
+        values.push(("price_cents", check_price(price)?.into()));
+    }
+    Ok(HttpResponse::Ok().json(update(&state, listing.id, values).await?))
+}
+
+async fn set_status(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: Uuid,
+    status: &'static str,
+) -> Result<HttpResponse, ApiError> {
+    let listing = owned(&state, &caller, id).await?;
+    let listing = update(&state, listing.id, vec![("status", status.into())]).await?;
+    if status != "published" {
+        // An unpublished listing leaves every cart.
+        let delete = Query::delete()
+            .from_table("cart_items")
+            .and_where(Expr::col("listing_id").eq(id))
+            .to_owned();
+        state.db.execute(&delete).await?;
+    }
+    Ok(HttpResponse::Ok().json(listing))
+}
+
+/// `POST /listings/{id}/publish`.
+///
+/// # Errors
+/// 403/404 as [`owned`].
+pub async fn publish(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    set_status(state, caller, *id, "published").await
+}
+
+/// `POST /listings/{id}/unpublish`.
+///
+/// # Errors
+/// 403/404 as [`owned`].
+pub async fn unpublish(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    set_status(state, caller, *id, "unpublished").await
+}
+
+/// `DELETE /listings/{id}`: a soft delete (payments and tours keep pointing at it).
+///
+/// # Errors
+/// 403/404 as [`owned`].
+pub async fn delete(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let listing = owned(&state, &caller, *id).await?;
+    let now = Utc::now();
+    let remove = Query::delete()
+        .from_table("cart_items")
+        .and_where(Expr::col("listing_id").eq(listing.id))
+        .to_owned();
+    state.db.execute(&remove).await?;
+    let soft_delete = Query::update()
+        .table("listings")
+        .values([("deleted_at", now.into()), ("updated_at", now.into())])
+        .and_where(Expr::col("id").eq(listing.id))
+        .to_owned();
+    state.db.execute(&soft_delete).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `GET /listings/{id}`.
+///
+/// # Errors
+/// 404 for unknown ids and for unpublished listings of others.
+pub async fn get(
+    state: web::Data<AppState>,
+    caller: MaybeCaller,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let listing = find(&state, *id)
+        .await?
+        .filter(|l| visible(l, caller.0.as_ref()))
+        .ok_or_else(|| ApiError::not_found("listing"))?;
+    Ok(HttpResponse::Ok().json(listing))
+}
+
+/// `GET /listings` query.
+#[derive(Debug, Deserialize)]
+pub struct ListingQuery {
+    near: Option<String>,
+    radius_km: Option<f64>,
+    q: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+/// Rows read per database round trip while filtering.
+const BATCH: u64 = 500;
+
+/// `GET /listings?near=LAT,LNG&radius_km=R&q=TEXT`.
+///
+/// # Errors
+/// 422 for a malformed `near` or a radius outside (0, 20000].
+pub async fn list(
+    state: web::Data<AppState>,
+    caller: MaybeCaller,
+    query: web::Query<ListingQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = Page::parse(query.limit, query.cursor.as_deref())?;
+    let near = match &query.near {
+        None => None,
+        Some(text) => {
+            let (lat, lng) = text
+                .split_once(',')
+                .and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)))
+                .ok_or_else(|| ApiError::invalid("near must be LAT,LNG"))?;
+            let radius = query.radius_km.unwrap_or(10.0);
+            if !(radius > 0.0 && radius <= 20_000.0) {
+                return Err(ApiError::invalid("radius_km must be in (0, 20000]"));
+            }
+            Some((RawPoint { lat, lng }.location()?, radius))
+        }
+    };
+    let needle = query.q.as_deref().map(str::to_lowercase);
+    let mut base = Query::select();
+    base.columns(COLUMNS)
+        .from("listings")
+        .and_where(Expr::col("deleted_at").is_null())
+        .order_by("id", Order::Asc);
+    match caller.0 {
+        Some(c) if c.role == Role::Admin => {}
+        Some(c) => {
+            base.cond_where(
+                Cond::any()
+                    .add(Expr::col("status").eq("published"))
+                    .add(Expr::col("owner_id").eq(c.id)),
+            );
+        }
+        None => {
+            base.and_where(Expr::col("status").eq("published"));
+        }
+    }
+    let keep = |l: &Listing| {
+        near.is_none_or(|(origin, radius)| {
+            let here = Location::new(l.location.lat, l.location.lng);
+            here.is_ok_and(|h| engine::geo::distance_km(&origin, &h) <= radius)
+        }) && needle.as_deref().is_none_or(|n| {
+            l.title.to_lowercase().contains(n) || l.address.to_lowercase().contains(n)
+        })
+    };
+    let items = scan(&state, base, page, keep).await?;
+    Ok(HttpResponse::Ok().json(page.finish(items)))
+}
+
+/// Reads `base` in batches, keeping what `keep` accepts, until `page` (plus one) is filled.
+async fn scan(
+    state: &AppState,
+    base: SelectStatement,
+    page: Page,
+    keep: impl Fn(&Listing) -> bool,
+) -> Result<Vec<Listing>, ApiError> {
+    let (mut skipped, mut out, mut offset) = (0u64, Vec::new(), 0u64);
+    loop {
+        let select = base.clone().limit(BATCH).offset(offset).to_owned();
+        let rows = state.db.query_all(&select).await?;
+        let n = rows.len() as u64;
+        for row in &rows {
+            let listing = from_row(row)?;
+            if !keep(&listing) {
+                continue;
+            }
+            if skipped < page.offset {
+                skipped += 1;
+                continue;
+            }
+            out.push(listing);
+            if out.len() as u64 > page.limit {
+                return Ok(out);
+            }
+        }
+        if n < BATCH {
+            return Ok(out);
+        }
+        offset += BATCH;
+    }
+}
+
+/// Whether `access` reaches a listing (used by carts: published only).
+#[must_use]
+pub fn is_published(listing: &Listing) -> bool {
+    listing.status == "published"
+}

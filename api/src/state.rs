@@ -1,0 +1,55 @@
+//! What the handlers share.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actors::bus::EventBus;
+use actors::runtime::Runtime;
+use actors::store::SeaStore;
+use sea_orm::DatabaseConnection;
+
+use crate::auth::Jwt;
+use crate::config::Limits;
+use crate::metrics::Metrics;
+use crate::ratelimit::Limiter;
+
+/// The rate limiters of CONTRACT 2.
+pub struct Limiters {
+    /// Failed logins per email.
+    pub login_failures: Limiter,
+    /// Login attempts per client IP.
+    pub login_ip: Limiter,
+    /// Payment attempts per customer.
+    pub payments: Limiter,
+}
+
+impl Limiters {
+    /// Limiters with the configured numbers.
+    #[must_use]
+    pub fn new(limits: &Limits) -> Self {
+        Self {
+            login_failures: Limiter::new(limits.login_failures_per_email, Duration::from_secs(900)),
+            login_ip: Limiter::new(limits.login_attempts_per_ip, Duration::from_secs(60)),
+            payments: Limiter::new(limits.payments_per_customer, Duration::from_secs(60)),
+        }
+    }
+}
+
+/// Shared by every handler (cheap to clone).
+#[derive(Clone)]
+pub struct AppState {
+    /// The database.
+    pub db: DatabaseConnection,
+    /// Tour reads.
+    pub store: Arc<SeaStore>,
+    /// Where `payment.succeeded` goes.
+    pub bus: Arc<dyn EventBus>,
+    /// Token keys.
+    pub jwt: Arc<Jwt>,
+    /// Rate limits.
+    pub limits: Arc<Limiters>,
+    /// Prometheus counters.
+    pub metrics: Arc<Metrics>,
+    /// The actor runtime (tours, realtors).
+    pub runtime: Runtime,
+}

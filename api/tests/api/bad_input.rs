@@ -1,0 +1,175 @@
+//! Bad input on every endpoint that takes a body: malformed JSON, wrong types, missing
+//! fields -> 400 JSON; out-of-range values -> 422 JSON; never 500, and the server keeps serving.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::helpers::{assert_error, spawn_app, window};
+
+/// (method, path, token, wrong types, out-of-range bodies)
+type Case<'a> = (Method, &'a str, Option<&'a str>, Value, Vec<Value>);
+
+#[tokio::test]
+async fn every_body_endpoint_refuses_bad_input_with_json_errors() {
+    let app = spawn_app().await;
+    let (_, provider) = app.register("provider").await;
+    let (_, customer) = app.register("customer").await;
+    let (_, realtor) = app.register("realtor").await;
+    let listing = app.published_listing(&provider, 38.72, -9.14).await;
+
+    // (method, path, token, wrong types, out-of-range bodies)
+    let listing_path = format!("/listings/{listing}");
+    let cases: Vec<Case<'_>> = vec![
+        (
+            Method::POST,
+            "/iam/register",
+            None,
+            json!({"email": 1, "password": true, "name": [], "role": {}}),
+            vec![
+                json!({"email": "nope", "password": "password123", "name": "n", "role": "customer"}),
+                json!({"email": "a@b.io", "password": "short", "name": "n", "role": "customer"}),
+                json!({"email": "a@b.io", "password": "password123", "name": "n", "role": "admin"}),
+                json!({"email": "a@b.io", "password": "password123", "name": "n", "role": "pilot"}),
+            ],
+        ),
+        (
+            Method::POST,
+            "/iam/login",
+            None,
+            json!({"email": 5, "password": 6}),
+            vec![],
+        ),
+        (
+            Method::POST,
+            "/listings",
+            Some(&provider),
+            json!({"title": 1, "address": "a", "location": {"lat": "x", "lng": 0}, "price_cents": "10"}),
+            vec![
+                json!({"title": "t", "address": "a", "location": {"lat": 91.0, "lng": 0.0}, "price_cents": 1}),
+                json!({"title": "t", "address": "a", "location": {"lat": 0.0, "lng": 181.0}, "price_cents": 1}),
+                json!({"title": "", "address": "a", "location": {"lat": 0.0, "lng": 0.0}, "price_cents": 1}),
+                json!({"title": "t", "address": "a", "location": {"lat": 0.0, "lng": 0.0}, "price_cents": -1}),
+            ],
+        ),
+        (
+            Method::PATCH,
+            &listing_path,
+            Some(&provider),
+            json!({"price_cents": "cheap"}),
+            vec![json!({"location": {"lat": -95.0, "lng": 0.0}})],
+        ),
+        (
+            Method::PUT,
+            "/realtors/me",
+            Some(&realtor),
+            json!({"home": {"lat": "north", "lng": 0}, "service_radius_km": "far", "time_zone": 1, "working_hours": {}}),
+            vec![
+                json!({"home": {"lat": 0.0, "lng": 0.0}, "service_radius_km": -1.0, "time_zone": "UTC", "working_hours": []}),
+            ],
+        ),
+        (
+            Method::PATCH,
+            "/realtors/me/status",
+            Some(&realtor),
+            json!({"status": 1}),
+            vec![json!({"status": "sleeping"})],
+        ),
+        (
+            Method::POST,
+            "/cart/items",
+            Some(&customer),
+            json!({"listing_id": 12}),
+            vec![],
+        ),
+        (
+            Method::POST,
+            "/cart/checkout",
+            Some(&customer),
+            json!({"window": {"start": "yesterday", "end": 3}}),
+            vec![
+                // Empty cart first: 422 whatever the window.
+                json!({"window": window()}),
+            ],
+        ),
+        (
+            Method::POST,
+            "/payments",
+            Some(&customer),
+            json!({"payment_id": "not-a-uuid", "card_token": 1}),
+            vec![json!({"payment_id": uuid::Uuid::new_v4(), "card_token": ""})],
+        ),
+    ];
+    for (method, path, token, wrong_types, out_of_range) in cases {
+        for raw in ["{\"a\":", "not json", "[1,2", ""] {
+            let (status, body) = app.raw(method.clone(), path, token, raw).await;
+            assert_error(status, &body, StatusCode::BAD_REQUEST);
+        }
+        let (status, body) = app
+            .call(method.clone(), path, token, Some(wrong_types))
+            .await;
+        assert_error(status, &body, StatusCode::BAD_REQUEST);
+        if method == Method::POST {
+            let (status, body) = app.call(method.clone(), path, token, Some(json!({}))).await;
+            assert_error(status, &body, StatusCode::BAD_REQUEST);
+        }
+        for value in out_of_range {
+            let (status, body) = app.call(method.clone(), path, token, Some(value)).await;
+            assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY);
+        }
+    }
+
+    // Windows: past, backwards, longer than 14 days -> 422 (with a non-empty cart).
+    let (status, _) = app
+        .call(
+            Method::POST,
+            "/cart/items",
+            Some(&customer),
+            Some(json!({"listing_id": listing})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let now = chrono::Utc::now();
+    let at = |days: i64| (now + chrono::Duration::days(days)).to_rfc3339();
+    for (start, end) in [
+        (at(-3), at(-2)),
+        (at(2), at(1)),
+        (at(1), at(1)),
+        (at(1), at(16)),
+    ] {
+        let (status, body) = app
+            .call(
+                Method::POST,
+                "/cart/checkout",
+                Some(&customer),
+                Some(json!({"window": {"start": start, "end": end}})),
+            )
+            .await;
+        assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    // Bad query strings and unknown routes are JSON too.
+    for path in [
+        "/listings?near=abc",
+        "/listings?limit=0",
+        "/listings?cursor=zz",
+        "/tours?status=flying",
+        "/assignments?cell=nope",
+        "/assignments/stats?resolution=16",
+    ] {
+        let token = app.admin().await;
+        let (status, body) = app.call(Method::GET, path, Some(&token), None).await;
+        assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    let (status, body) = app
+        .call(Method::GET, "/listings?limit=-1", None, None)
+        .await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST);
+    let (status, body) = app
+        .call(Method::GET, "/listings/not-a-uuid", None, None)
+        .await;
+    assert_error(status, &body, StatusCode::NOT_FOUND);
+    let (status, body) = app.call(Method::PUT, "/nowhere", None, None).await;
+    assert_error(status, &body, StatusCode::NOT_FOUND);
+
+    let (status, _) = app.call(Method::GET, "/healthz", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+}

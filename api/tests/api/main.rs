@@ -1,0 +1,8 @@
+//! The HTTP API end to end: the real app on port 0 with a fresh database per test.
+
+mod auth;
+mod bad_input;
+mod booking;
+mod flow;
+mod helpers;
+mod permissions;
