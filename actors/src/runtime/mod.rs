@@ -5,9 +5,11 @@
 //! ractor's registry, prefixed by [`RuntimeConfig::namespace`] (empty by default; tests that
 //! run several runtimes in one process give each its own).
 
+mod consumer;
 mod ctx;
 pub mod shard;
 pub mod supervisor;
+mod throttled;
 pub mod tour;
 
 use std::collections::HashMap;
@@ -30,11 +32,13 @@ use uuid::Uuid;
 use crate::bus::{topics, EventBus};
 use crate::payments::{self, PaymentEvent, PaymentSucceeded};
 use crate::store::{CreateOutcome, NewTour, Store, StoreError, TourRecord};
+use consumer::consume_payments;
 pub(crate) use ctx::lock;
 use ctx::{ask, call_shard, Ctx};
 use shard::{ShardMsg, ShardSeed};
 pub use supervisor::SupervisionConfig;
 use supervisor::{ChildSpec, SupArgs, SupMsg, Supervisor};
+use throttled::Throttled;
 use tour::{Command, TourMsg};
 
 /// Consumer group of the payments consumer.
@@ -617,168 +621,5 @@ impl Core {
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_millis(100));
         }
-    }
-}
-
-/// The `payments` consumer: invalid messages go to `payments.dlq` (unchanged, with `error`
-/// and `source-offset` headers); a succeeded payment is committed only once its tour is
-/// stored; a failed payment is acknowledged.
-async fn consume_payments(core: Arc<Core>, mut stop: watch::Receiver<bool>) {
-    let bus = core.ctx.bus.clone();
-    let mut consumer = loop {
-        match bus.consumer(topics::PAYMENTS, PAYMENTS_GROUP).await {
-            Ok(c) => break c,
-            Err(err) => {
-                tracing::warn!(%err, "payments consumer unavailable; retrying");
-                tokio::select! {
-                    _ = stop.changed() => return,
-                    () = tokio::time::sleep(Duration::from_millis(500)) => {}
-                }
-            }
-        }
-    };
-    loop {
-        let message = tokio::select! {
-            _ = stop.changed() => return,
-            m = consumer.next() => m,
-        };
-        let message = match message {
-            Ok(m) => m,
-            Err(err) => {
-                tracing::warn!(%err, "payments consumer failed; retrying");
-                tokio::select! {
-                    _ = stop.changed() => return,
-                    () = tokio::time::sleep(Duration::from_millis(500)) => {}
-                }
-                continue;
-            }
-        };
-        let invalid = match payments::decode(&message.payload) {
-            Err(invalid) => Some(invalid.to_string()),
-            Ok(PaymentEvent::Failed(_)) => None,
-            Ok(PaymentEvent::Succeeded(envelope, payment)) => {
-                let mut delay = Duration::from_millis(50);
-                loop {
-                    match core
-                        .submit_payment(envelope.event_id, payment.clone())
-                        .await
-                    {
-                        Ok(_) => break None,
-                        Err(RuntimeError::Invalid(why)) => break Some(why),
-                        Err(err) => {
-                            tracing::warn!(%err, offset = message.offset, "payment not stored; retrying");
-                            tokio::select! {
-                                _ = stop.changed() => return, // not committed: redelivered
-                                () = tokio::time::sleep(delay) => {}
-                            }
-                            delay = (delay * 2).min(Duration::from_secs(5));
-                        }
-                    }
-                }
-            }
-        };
-        if let Some(error) = invalid {
-            let headers = vec![
-                ("error".to_owned(), error),
-                ("source-offset".to_owned(), message.offset.to_string()),
-            ];
-            if let Err(err) = bus
-                .publish(
-                    topics::PAYMENTS_DLQ,
-                    &message.key,
-                    message.payload.clone(),
-                    headers,
-                )
-                .await
-            {
-                tracing::error!(%err, "dead-letter publish failed; message will be redelivered");
-                return;
-            }
-        }
-        if let Err(err) = consumer.commit(&message).await {
-            tracing::warn!(%err, "payments commit failed");
-        }
-    }
-}
-
-/// The store behind a semaphore: at most `n` operations in flight, the rest wait here (no
-/// timeout) instead of on the connection pool's acquire timeout.
-struct Throttled {
-    inner: Arc<dyn Store>,
-    permits: tokio::sync::Semaphore,
-}
-
-impl Throttled {
-    fn new(inner: Arc<dyn Store>, n: usize) -> Self {
-        Self {
-            inner,
-            permits: tokio::sync::Semaphore::new(n.max(1)),
-        }
-    }
-
-    async fn permit(&self) -> tokio::sync::SemaphorePermit<'_> {
-        // The semaphore is never closed.
-        self.permits
-            .acquire()
-            .await
-            .unwrap_or_else(|_| unreachable!("semaphore closed"))
-    }
-}
-
-#[async_trait::async_trait]
-impl Store for Throttled {
-    async fn create_tour_from_payment(&self, tour: NewTour) -> Result<CreateOutcome, StoreError> {
-        let _p = self.permit().await;
-        self.inner.create_tour_from_payment(tour).await
-    }
-    async fn assign(
-        &self,
-        assignment: crate::store::Assignment<'_>,
-    ) -> Result<TourRecord, StoreError> {
-        let _p = self.permit().await;
-        self.inner.assign(assignment).await
-    }
-    async fn transition(&self, change: crate::store::Change) -> Result<TourRecord, StoreError> {
-        let _p = self.permit().await;
-        self.inner.transition(change).await
-    }
-    async fn get_tour(&self, id: TourId) -> Result<Option<TourRecord>, StoreError> {
-        let _p = self.permit().await;
-        self.inner.get_tour(id).await
-    }
-    async fn tour_by_payment(
-        &self,
-        payment: engine::PaymentId,
-    ) -> Result<Option<TourRecord>, StoreError> {
-        let _p = self.permit().await;
-        self.inner.tour_by_payment(payment).await
-    }
-    async fn load_realtors(&self) -> Result<Vec<Realtor>, StoreError> {
-        let _p = self.permit().await;
-        self.inner.load_realtors().await
-    }
-    async fn load_active_bookings(&self) -> Result<Vec<(RealtorId, engine::Booking)>, StoreError> {
-        let _p = self.permit().await;
-        self.inner.load_active_bookings().await
-    }
-    async fn load_open_tours(&self) -> Result<Vec<TourRecord>, StoreError> {
-        let _p = self.permit().await;
-        self.inner.load_open_tours().await
-    }
-    async fn upsert_realtor_profiles(&self, realtors: &[Realtor]) -> Result<(), StoreError> {
-        let _p = self.permit().await;
-        self.inner.upsert_realtor_profiles(realtors).await
-    }
-    async fn schedule_reminders(
-        &self,
-        tour: &TourRecord,
-        reminders: &[crate::reminders::Reminder],
-    ) -> Result<(), StoreError> {
-        let _p = self.permit().await;
-        self.inner.schedule_reminders(tour, reminders).await
-    }
-    async fn cancel_reminders(&self, tour: TourId) -> Result<u64, StoreError> {
-        let _p = self.permit().await;
-        self.inner.cancel_reminders(tour).await
     }
 }

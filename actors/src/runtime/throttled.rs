@@ -1,0 +1,85 @@
+//! A store wrapper that bounds concurrent operations.
+
+use super::*;
+
+/// The store behind a semaphore: at most `n` operations in flight, the rest wait here (no
+/// timeout) instead of on the connection pool's acquire timeout.
+pub(super) struct Throttled {
+    inner: Arc<dyn Store>,
+    permits: tokio::sync::Semaphore,
+}
+
+impl Throttled {
+    pub(super) fn new(inner: Arc<dyn Store>, n: usize) -> Self {
+        Self {
+            inner,
+            permits: tokio::sync::Semaphore::new(n.max(1)),
+        }
+    }
+
+    async fn permit(&self) -> tokio::sync::SemaphorePermit<'_> {
+        // The semaphore is never closed.
+        self.permits
+            .acquire()
+            .await
+            .unwrap_or_else(|_| unreachable!("semaphore closed"))
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for Throttled {
+    async fn create_tour_from_payment(&self, tour: NewTour) -> Result<CreateOutcome, StoreError> {
+        let _p = self.permit().await;
+        self.inner.create_tour_from_payment(tour).await
+    }
+    async fn assign(
+        &self,
+        assignment: crate::store::Assignment<'_>,
+    ) -> Result<TourRecord, StoreError> {
+        let _p = self.permit().await;
+        self.inner.assign(assignment).await
+    }
+    async fn transition(&self, change: crate::store::Change) -> Result<TourRecord, StoreError> {
+        let _p = self.permit().await;
+        self.inner.transition(change).await
+    }
+    async fn get_tour(&self, id: TourId) -> Result<Option<TourRecord>, StoreError> {
+        let _p = self.permit().await;
+        self.inner.get_tour(id).await
+    }
+    async fn tour_by_payment(
+        &self,
+        payment: engine::PaymentId,
+    ) -> Result<Option<TourRecord>, StoreError> {
+        let _p = self.permit().await;
+        self.inner.tour_by_payment(payment).await
+    }
+    async fn load_realtors(&self) -> Result<Vec<Realtor>, StoreError> {
+        let _p = self.permit().await;
+        self.inner.load_realtors().await
+    }
+    async fn load_active_bookings(&self) -> Result<Vec<(RealtorId, engine::Booking)>, StoreError> {
+        let _p = self.permit().await;
+        self.inner.load_active_bookings().await
+    }
+    async fn load_open_tours(&self) -> Result<Vec<TourRecord>, StoreError> {
+        let _p = self.permit().await;
+        self.inner.load_open_tours().await
+    }
+    async fn upsert_realtor_profiles(&self, realtors: &[Realtor]) -> Result<(), StoreError> {
+        let _p = self.permit().await;
+        self.inner.upsert_realtor_profiles(realtors).await
+    }
+    async fn schedule_reminders(
+        &self,
+        tour: &TourRecord,
+        reminders: &[crate::reminders::Reminder],
+    ) -> Result<(), StoreError> {
+        let _p = self.permit().await;
+        self.inner.schedule_reminders(tour, reminders).await
+    }
+    async fn cancel_reminders(&self, tour: TourId) -> Result<u64, StoreError> {
+        let _p = self.permit().await;
+        self.inner.cancel_reminders(tour).await
+    }
+}
