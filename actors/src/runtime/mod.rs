@@ -41,6 +41,9 @@ use supervisor::{ChildSpec, SupArgs, SupMsg, Supervisor};
 use throttled::Throttled;
 use tour::{Command, TourMsg};
 
+/// Tour changes a slow [`Runtime::tour_changes`] receiver may fall behind before it misses some.
+const TOUR_CHANGES_BUFFER: usize = 4096;
+
 /// Consumer group of the payments consumer.
 pub const PAYMENTS_GROUP: &str = "tourwise";
 
@@ -124,6 +127,11 @@ impl From<StoreError> for RuntimeError {
 
 struct Core {
     ctx: Arc<Ctx>,
+    /// Every committed tour change (see [`Runtime::tour_changes`]).
+    changes: tokio::sync::broadcast::Sender<TourRecord>,
+    /// Woken whenever a change wrote outbox rows.
+    #[allow(dead_code)] // read by the outbox relay, which comes with the Kafka pipeline
+    outbox_written: Arc<tokio::sync::Notify>,
     shards: ActorRef<SupMsg>,
     tours: ActorRef<SupMsg>,
 }
@@ -151,7 +159,14 @@ impl Runtime {
         bus: Arc<dyn EventBus>,
         config: RuntimeConfig,
     ) -> Result<Runtime, RuntimeError> {
-        let store: Arc<dyn Store> = Arc::new(Throttled::new(store, config.store_concurrency));
+        let (changes, _) = tokio::sync::broadcast::channel(TOUR_CHANGES_BUFFER);
+        let outbox_written = Arc::new(tokio::sync::Notify::new());
+        let store: Arc<dyn Store> = Arc::new(Throttled::new(
+            store,
+            config.store_concurrency,
+            changes.clone(),
+            outbox_written.clone(),
+        ));
         let ctx = Arc::new(Ctx::new(store, bus, config));
         let ns = ctx.config.namespace.clone();
         let unavailable = |e: ractor::SpawnErr| RuntimeError::Unavailable(e.to_string());
@@ -175,7 +190,13 @@ impl Runtime {
                 return Err(unavailable(e));
             }
         };
-        let core = Arc::new(Core { ctx, shards, tours });
+        let core = Arc::new(Core {
+            ctx,
+            changes,
+            outbox_written,
+            shards,
+            tours,
+        });
         if let Err(err) = core.recover().await {
             core.ctx.shutting_down.store(true, Ordering::SeqCst);
             for sup in [&core.tours, &core.shards] {
@@ -383,6 +404,14 @@ impl Runtime {
             }
         }
         Ok(ctx.store.get_tour(t).await?)
+    }
+
+    /// Every tour change committed from now on (created, assigned, accepted, cancelled, ...),
+    /// as the stored record. A receiver that falls more than a few thousand changes behind gets
+    /// `RecvError::Lagged` and should re-read the tours it follows.
+    #[must_use]
+    pub fn tour_changes(&self) -> tokio::sync::broadcast::Receiver<TourRecord> {
+        self.core.changes.subscribe()
     }
 
     /// Whether both supervisors run (false once one escalated after too many restarts).

@@ -1,19 +1,40 @@
-//! A store wrapper that bounds concurrent operations.
+//! A store wrapper that bounds concurrent operations and announces committed tour changes.
+
+use tokio::sync::{broadcast, Notify};
 
 use super::*;
 
 /// The store behind a semaphore: at most `n` operations in flight, the rest wait here (no
-/// timeout) instead of on the connection pool's acquire timeout.
+/// timeout) instead of on the connection pool's acquire timeout. Every committed tour change
+/// is sent on `changes` (for live streams such as SSE) and wakes `outbox_written` (the outbox
+/// relay), since each such change wrote outbox rows in its transaction.
 pub(super) struct Throttled {
     inner: Arc<dyn Store>,
     permits: tokio::sync::Semaphore,
+    changes: broadcast::Sender<TourRecord>,
+    outbox_written: Arc<Notify>,
 }
 
 impl Throttled {
-    pub(super) fn new(inner: Arc<dyn Store>, n: usize) -> Self {
+    pub(super) fn new(
+        inner: Arc<dyn Store>,
+        n: usize,
+        changes: broadcast::Sender<TourRecord>,
+        outbox_written: Arc<Notify>,
+    ) -> Self {
         Self {
             inner,
             permits: tokio::sync::Semaphore::new(n.max(1)),
+            changes,
+            outbox_written,
+        }
+    }
+
+    fn committed(&self, record: &TourRecord) {
+        self.outbox_written.notify_one();
+        if self.changes.receiver_count() > 0 {
+            // Lagging or absent receivers are their own business.
+            let _ = self.changes.send(record.clone());
         }
     }
 
@@ -30,18 +51,26 @@ impl Throttled {
 impl Store for Throttled {
     async fn create_tour_from_payment(&self, tour: NewTour) -> Result<CreateOutcome, StoreError> {
         let _p = self.permit().await;
-        self.inner.create_tour_from_payment(tour).await
+        let outcome = self.inner.create_tour_from_payment(tour).await?;
+        if let CreateOutcome::Created(record) = &outcome {
+            self.committed(record);
+        }
+        Ok(outcome)
     }
     async fn assign(
         &self,
         assignment: crate::store::Assignment<'_>,
     ) -> Result<TourRecord, StoreError> {
         let _p = self.permit().await;
-        self.inner.assign(assignment).await
+        let record = self.inner.assign(assignment).await?;
+        self.committed(&record);
+        Ok(record)
     }
     async fn transition(&self, change: crate::store::Change) -> Result<TourRecord, StoreError> {
         let _p = self.permit().await;
-        self.inner.transition(change).await
+        let record = self.inner.transition(change).await?;
+        self.committed(&record);
+        Ok(record)
     }
     async fn get_tour(&self, id: TourId) -> Result<Option<TourRecord>, StoreError> {
         let _p = self.permit().await;
