@@ -3,6 +3,7 @@
 
 pub mod bus;
 pub mod memstore;
+pub mod outbox;
 pub mod payments;
 pub mod reminders;
 pub mod runtime;

@@ -130,8 +130,11 @@ struct Core {
     /// Every committed tour change (see [`Runtime::tour_changes`]).
     changes: tokio::sync::broadcast::Sender<TourRecord>,
     /// Woken whenever a change wrote outbox rows.
-    #[allow(dead_code)] // read by the outbox relay, which comes with the Kafka pipeline
     outbox_written: Arc<tokio::sync::Notify>,
+    /// Uncommitted messages of the payments topic at the last measure; -1 while unknown.
+    consumer_lag: std::sync::atomic::AtomicI64,
+    /// Payment messages sent to the dead-letter topic.
+    dead_lettered: std::sync::atomic::AtomicU64,
     shards: ActorRef<SupMsg>,
     tours: ActorRef<SupMsg>,
 }
@@ -139,6 +142,8 @@ struct Core {
 struct Tasks {
     stop: watch::Sender<bool>,
     consumer: Mutex<Option<JoinHandle<()>>>,
+    relay: Mutex<Option<(sea_orm::DatabaseConnection, JoinHandle<()>)>>,
+    relay_stats: Arc<crate::outbox::RelayStats>,
 }
 
 /// The running actor system: a cheap [`Clone`] handle.
@@ -194,6 +199,8 @@ impl Runtime {
             ctx,
             changes,
             outbox_written,
+            consumer_lag: std::sync::atomic::AtomicI64::new(-1),
+            dead_lettered: std::sync::atomic::AtomicU64::new(0),
             shards,
             tours,
         });
@@ -212,6 +219,8 @@ impl Runtime {
             tasks: Arc::new(Tasks {
                 stop,
                 consumer: Mutex::new(Some(consumer)),
+                relay: Mutex::new(None),
+                relay_stats: Arc::default(),
             }),
         })
     }
@@ -414,6 +423,45 @@ impl Runtime {
         self.core.changes.subscribe()
     }
 
+    /// Starts publishing the outbox of `db` (the database of the store) on the runtime's bus,
+    /// until [`Runtime::shutdown`], which publishes what is left first. Call it once.
+    pub fn start_outbox_relay(&self, db: sea_orm::DatabaseConnection) {
+        let handle = crate::outbox::spawn_relay(
+            db.clone(),
+            self.core.ctx.bus.clone(),
+            self.core.outbox_written.clone(),
+            self.tasks.relay_stats.clone(),
+            self.tasks.stop.subscribe(),
+        );
+        *lock(&self.tasks.relay) = Some((db, handle));
+    }
+
+    /// Wakes the outbox relay: call after committing outbox rows outside the runtime (e.g. the
+    /// API's `payment.succeeded`), so they go out now rather than at the next poll.
+    pub fn outbox_written(&self) {
+        self.core.outbox_written.notify_one();
+    }
+
+    /// Events the outbox relay has published.
+    #[must_use]
+    pub fn events_published(&self) -> u64 {
+        self.tasks.relay_stats.published.load(Ordering::Relaxed)
+    }
+
+    /// Uncommitted messages of the `payments` topic at the last measure (every 2 s), `None`
+    /// before the first.
+    #[must_use]
+    pub fn consumer_lag(&self) -> Option<i64> {
+        let lag = self.core.consumer_lag.load(Ordering::Relaxed);
+        (lag >= 0).then_some(lag)
+    }
+
+    /// Payment messages sent to `payments.dlq` so far.
+    #[must_use]
+    pub fn dead_lettered(&self) -> u64 {
+        self.core.dead_lettered.load(Ordering::Relaxed)
+    }
+
     /// Whether both supervisors run (false once one escalated after too many restarts).
     #[must_use]
     pub fn healthy(&self) -> bool {
@@ -487,6 +535,21 @@ impl Runtime {
             sup.stop_children_and_wait(Some("shutdown".into()), wait)
                 .await;
             let _ = sup.stop_and_wait(Some("shutdown".into()), wait).await;
+        }
+        let relay = lock(&self.tasks.relay).take();
+        if let Some((db, handle)) = relay {
+            let _ = handle.await;
+            // The last changes' events: publish what the bus takes within a few seconds; the
+            // rest stays in the outbox for the next start.
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+            while tokio::time::Instant::now() < deadline {
+                match crate::outbox::relay_once(&db, ctx.bus.as_ref(), &self.tasks.relay_stats)
+                    .await
+                {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
         }
     }
 }

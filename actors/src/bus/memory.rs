@@ -1,130 +1,12 @@
-//! The event bus port (CONTRACT 6): topics of keyed messages, consumer groups with committed
-//! offsets. Two adapters: the in-process bus here (the embedded default) and Kafka.
-//!
-//! Semantics both keep: per-topic order, at-least-once delivery to each consumer group, and a
-//! restarted consumer resuming from its group's last committed offset.
+//! [`InProcessBus`]: the embedded default adapter of the event bus port.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
-use uuid::Uuid;
 
-/// Topics of CONTRACT 6.
-pub mod topics {
-    /// Payment events in.
-    pub const PAYMENTS: &str = "payments";
-    /// Undecodable or invalid payment messages.
-    pub const PAYMENTS_DLQ: &str = "payments.dlq";
-    /// Tour lifecycle.
-    pub const TOURS: &str = "tours";
-    /// Appointments (realtor calendar entries).
-    pub const APPOINTMENTS: &str = "appointments";
-    /// Realtor availability changes.
-    pub const AVAILABILITY: &str = "availability";
-    /// Accounts.
-    pub const IAM: &str = "iam";
-    /// Listings.
-    pub const LISTINGS: &str = "listings";
-    /// Notifications.
-    pub const NOTIFICATIONS: &str = "notifications";
-    /// Every topic the engine creates at start.
-    pub const ALL: [&str; 8] = [
-        PAYMENTS,
-        PAYMENTS_DLQ,
-        TOURS,
-        APPOINTMENTS,
-        AVAILABILITY,
-        IAM,
-        LISTINGS,
-        NOTIFICATIONS,
-    ];
-}
-
-/// The JSON envelope of every event (CONTRACT 6).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Envelope {
-    /// Unique per event; consumers dedup on it.
-    pub event_id: Uuid,
-    /// `payment.succeeded`, `tour.assigned`, ...
-    #[serde(rename = "type")]
-    pub event_type: String,
-    /// When it happened.
-    pub occurred_at: DateTime<Utc>,
-    /// The event's data.
-    pub data: serde_json::Value,
-}
-
-impl Envelope {
-    /// A new event with a fresh id, now.
-    #[must_use]
-    pub fn new(event_type: &str, data: serde_json::Value) -> Self {
-        Self {
-            event_id: Uuid::now_v7(),
-            event_type: event_type.to_owned(),
-            occurred_at: Utc::now(),
-            data,
-        }
-    }
-}
-
-/// One message as a consumer sees it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Message {
-    /// Its topic.
-    pub topic: String,
-    /// Its partition.
-    pub partition: i32,
-    /// Its offset within the partition.
-    pub offset: i64,
-    /// The key (entity id).
-    pub key: String,
-    /// The value, unchanged bytes (usually a JSON [`Envelope`]).
-    pub payload: Vec<u8>,
-    /// Headers (e.g. `error`, `source-offset` on the dead-letter topic).
-    pub headers: Vec<(String, String)>,
-}
-
-/// Why the bus failed.
-#[derive(Debug, thiserror::Error)]
-pub enum BusError {
-    /// The bus is shutting down.
-    #[error("event bus closed")]
-    Closed,
-    /// The broker failed (text from the client library).
-    #[error("broker error: {0}")]
-    Broker(String),
-}
-
-/// Publishing and consuming keyed messages.
-#[async_trait]
-pub trait EventBus: Send + Sync + 'static {
-    /// Appends a message to `topic`; returns once the bus has accepted it durably (as far as
-    /// the adapter is durable).
-    async fn publish(
-        &self,
-        topic: &str,
-        key: &str,
-        payload: Vec<u8>,
-        headers: Vec<(String, String)>,
-    ) -> Result<(), BusError>;
-
-    /// A consumer of `topic` in consumer group `group`, starting after the group's last
-    /// committed offset.
-    async fn consumer(&self, topic: &str, group: &str) -> Result<Box<dyn Consumer>, BusError>;
-}
-
-/// One member of a consumer group.
-#[async_trait]
-pub trait Consumer: Send {
-    /// The next message, waiting for one.
-    async fn next(&mut self) -> Result<Message, BusError>;
-    /// Marks everything up to and including `message` as processed for the group.
-    async fn commit(&mut self, message: &Message) -> Result<(), BusError>;
-}
+use super::{BusError, Consumer, EventBus, Message};
 
 /// Messages kept per topic in memory; older ones are dropped once every group is past them.
 const RETAIN_PER_TOPIC: usize = 100_000;
@@ -249,6 +131,18 @@ impl Consumer for InProcessConsumer {
             let c = t.committed.entry(self.group.clone()).or_insert(-1);
             *c = (*c).max(message.offset);
         });
+        Ok(())
+    }
+
+    async fn lag(&mut self) -> Option<i64> {
+        Some(self.bus.with_topic(&self.topic, |t| {
+            let end = t.base + t.log.len() as i64;
+            let committed = t.committed.get(&self.group).copied().unwrap_or(t.base - 1);
+            (end - 1 - committed).max(0)
+        }))
+    }
+
+    async fn close(&mut self) -> Result<(), BusError> {
         Ok(())
     }
 }
