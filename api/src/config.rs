@@ -45,6 +45,13 @@ pub struct Config {
     /// Kafka bootstrap servers; unset means the in-process event bus.
     #[arg(long, env = "TOURWISE_KAFKA_BROKERS")]
     pub kafka_brokers: Option<String>,
+    /// Partitions of the Kafka topics created at start (existing topics are left alone).
+    #[arg(long, env = "TOURWISE_KAFKA_PARTITIONS", default_value_t = 6, value_parser = clap::value_parser!(i32).range(1..=1024))]
+    pub kafka_partitions: i32,
+    /// Static Kafka consumer-group membership (`group.instance.id`), unique per process: a
+    /// restarted process takes its partitions back at once instead of after the session timeout.
+    #[arg(long, env = "TOURWISE_KAFKA_INSTANCE_ID")]
+    pub kafka_instance_id: Option<String>,
     /// Redis URL; unset means the in-process availability view and rate limiter.
     #[arg(long, env = "TOURWISE_REDIS_URL")]
     pub redis_url: Option<String>,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpResponse, HttpServer};
-use actors::bus::{EventBus, InProcessBus};
+use actors::bus::{EventBus, InProcessBus, KafkaBus, KafkaConfig};
 use actors::runtime::{Runtime, RuntimeConfig};
 use actors::store::SeaStore;
 use anyhow::Context as _;
@@ -50,9 +50,6 @@ impl Bound {
 /// An unreachable database, failed migrations, an unusable data dir, bad admin credentials
 /// or an address that cannot be bound.
 pub async fn bind(config: &Config) -> anyhow::Result<Bound> {
-    if config.kafka_brokers.is_some() {
-        anyhow::bail!("--kafka-brokers is not supported by this build yet; leave it unset for the in-process bus");
-    }
     let db = migrations::connect_and_migrate(&config.database.database_url)
         .await
         .with_context(|| {
@@ -70,7 +67,16 @@ pub async fn bind(config: &Config) -> anyhow::Result<Bound> {
         (None, None) => {}
         _ => anyhow::bail!("--admin-email and --admin-password go together"),
     }
-    let bus: Arc<dyn EventBus> = Arc::new(InProcessBus::new());
+    let bus: Arc<dyn EventBus> = match &config.kafka_brokers {
+        None => Arc::new(InProcessBus::new()),
+        Some(brokers) => {
+            let mut kafka = KafkaConfig::new(brokers);
+            kafka.partitions = config.kafka_partitions;
+            kafka.instance_id.clone_from(&config.kafka_instance_id);
+            // The error already names the brokers and what failed.
+            Arc::new(KafkaBus::connect(kafka).await.map_err(anyhow::Error::msg)?)
+        }
+    };
     let store = Arc::new(SeaStore::new(db.clone()));
     let policy: Arc<dyn engine::Policy> = match config.policy.as_str() {
         "balanced" => Arc::new(engine::Balanced::default()),
@@ -89,6 +95,7 @@ pub async fn bind(config: &Config) -> anyhow::Result<Bound> {
     )
     .await
     .context("the engine runtime did not start")?;
+    runtime.start_outbox_relay(db.clone());
     let state = AppState {
         runtime: runtime.clone(),
         store,

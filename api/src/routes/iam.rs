@@ -1,9 +1,10 @@
 //! IAM (CONTRACT 4): register, login, me; the admin bootstrap.
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use actors::bus::{topics, Envelope};
 use chrono::Utc;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, TransactionTrait};
 use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
@@ -58,7 +59,8 @@ fn user_json(id: Uuid, email: &str, name: &str, role: &str) -> serde_json::Value
     json!({"id": id, "email": email, "name": name, "role": role})
 }
 
-/// Inserts a user; `Ok(false)` when the email exists.
+/// Inserts a user and its `user.created` event (CONTRACT 6) in one transaction; `Ok(false)`
+/// when the email exists.
 async fn insert_user(
     db: &DatabaseConnection,
     id: Uuid,
@@ -90,7 +92,14 @@ async fn insert_user(
         ])
         .on_conflict(OnConflict::column("email").do_nothing().to_owned())
         .to_owned();
-    Ok(db.execute(&insert).await?.rows_affected() == 1)
+    let txn = db.begin().await?;
+    if txn.execute(&insert).await?.rows_affected() == 0 {
+        return Ok(false);
+    }
+    let event = Envelope::new("user.created", user_json(id, email, name, role.as_str()));
+    actors::outbox::append(&txn, topics::IAM, &id.to_string(), &event).await?;
+    txn.commit().await?;
+    Ok(true)
 }
 
 /// `POST /iam/register`.
@@ -129,6 +138,7 @@ pub async fn register(
             "this email is already registered",
         ));
     }
+    state.runtime.outbox_written();
     Ok(HttpResponse::Created().json(user_json(id, &email, &name, role.as_str())))
 }
 

@@ -1,10 +1,11 @@
 //! Listings (CONTRACT 4): providers manage their own, admins any; everybody reads published.
 
 use actix_web::{web, HttpResponse};
+use actors::bus::{topics, Envelope};
 use chrono::{DateTime, Utc};
 use engine::Location;
 use sea_orm::sea_query::{Cond, Expr, ExprTrait, Order, Query, SelectStatement};
-use sea_orm::{ConnectionTrait, QueryResult};
+use sea_orm::{ConnectionTrait, QueryResult, TransactionTrait};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -96,16 +97,38 @@ fn from_row(row: &QueryResult) -> Result<Listing, sea_orm::DbErr> {
 /// # Errors
 /// When the database fails.
 pub async fn find(state: &AppState, id: Uuid) -> Result<Option<Listing>, ApiError> {
+    find_on(&state.db, id).await
+}
+
+/// [`find`] on a connection or transaction.
+async fn find_on<C: ConnectionTrait>(conn: &C, id: Uuid) -> Result<Option<Listing>, ApiError> {
     let select = Query::select()
         .columns(COLUMNS)
         .from("listings")
         .and_where(Expr::col("id").eq(id))
         .to_owned();
-    let row = state.db.query_one(&select).await?;
+    let row = conn.query_one(&select).await?;
     Ok(row
         .map(|r| from_row(&r))
         .transpose()?
         .filter(|l| !l.deleted))
+}
+
+/// Records a `listings` event (CONTRACT 6) in the change's transaction; the outbox relay
+/// publishes it once the transaction commits.
+async fn emit<C: ConnectionTrait>(
+    conn: &C,
+    event_type: &str,
+    id: Uuid,
+    data: serde_json::Value,
+) -> Result<(), ApiError> {
+    let envelope = Envelope::new(event_type, data);
+    actors::outbox::append(conn, topics::LISTINGS, &id.to_string(), &envelope).await?;
+    Ok(())
+}
+
+fn to_json(listing: &Listing) -> Result<serde_json::Value, ApiError> {
+    serde_json::to_value(listing).map_err(|e| ApiError::internal(&e))
 }
 
 fn visible(listing: &Listing, caller: Option<&Caller>) -> bool {
@@ -193,10 +216,14 @@ pub async fn create(
             now.into(),
         ])
         .to_owned();
-    state.db.execute(&insert).await?;
-    let listing = find(&state, id)
+    let txn = state.db.begin().await?;
+    txn.execute(&insert).await?;
+    let listing = find_on(&txn, id)
         .await?
         .ok_or_else(|| ApiError::not_found("listing"))?;
+    emit(&txn, "listing.created", id, to_json(&listing)?).await?;
+    txn.commit().await?;
+    state.runtime.outbox_written();
     Ok(HttpResponse::Created().json(listing))
 }
 
@@ -209,10 +236,13 @@ pub struct ListingPatch {
     price_cents: Option<i64>,
 }
 
+/// Sets `values` on the listing and records `event_type`, in one transaction; a listing that
+/// is no longer published also leaves every cart.
 async fn update(
     state: &AppState,
     id: Uuid,
     values: Vec<(&'static str, sea_orm::Value)>,
+    event_type: &str,
 ) -> Result<Listing, ApiError> {
     let mut update = Query::update();
     update
@@ -222,10 +252,22 @@ async fn update(
     for (column, value) in values {
         update.value(column, value);
     }
-    state.db.execute(&update).await?;
-    find(state, id)
+    let txn = state.db.begin().await?;
+    txn.execute(&update).await?;
+    let listing = find_on(&txn, id)
         .await?
-        .ok_or_else(|| ApiError::not_found("listing"))
+        .ok_or_else(|| ApiError::not_found("listing"))?;
+    if listing.status != "published" {
+        let delete = Query::delete()
+            .from_table("cart_items")
+            .and_where(Expr::col("listing_id").eq(id))
+            .to_owned();
+        txn.execute(&delete).await?;
+    }
+    emit(&txn, event_type, id, to_json(&listing)?).await?;
+    txn.commit().await?;
+    state.runtime.outbox_written();
+    Ok(listing)
 }
 
 /// `PATCH /listings/{id}`.
@@ -256,7 +298,7 @@ pub async fn patch(
     if let Some(price) = body.price_cents {
         values.push(("price_cents", check_price(price)?.into()));
     }
-    Ok(HttpResponse::Ok().json(update(&state, listing.id, values).await?))
+    Ok(HttpResponse::Ok().json(update(&state, listing.id, values, "listing.updated").await?))
 }
 
 async fn set_status(
@@ -266,15 +308,18 @@ async fn set_status(
     status: &'static str,
 ) -> Result<HttpResponse, ApiError> {
     let listing = owned(&state, &caller, id).await?;
-    let listing = update(&state, listing.id, vec![("status", status.into())]).await?;
-    if status != "published" {
-        // An unpublished listing leaves every cart.
-        let delete = Query::delete()
-            .from_table("cart_items")
-            .and_where(Expr::col("listing_id").eq(id))
-            .to_owned();
-        state.db.execute(&delete).await?;
-    }
+    let event_type = if status == "published" {
+        "listing.published"
+    } else {
+        "listing.unpublished"
+    };
+    let listing = update(
+        &state,
+        listing.id,
+        vec![("status", status.into())],
+        event_type,
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(listing))
 }
 
@@ -317,13 +362,19 @@ pub async fn delete(
         .from_table("cart_items")
         .and_where(Expr::col("listing_id").eq(listing.id))
         .to_owned();
-    state.db.execute(&remove).await?;
     let soft_delete = Query::update()
         .table("listings")
         .values([("deleted_at", now.into()), ("updated_at", now.into())])
         .and_where(Expr::col("id").eq(listing.id))
         .to_owned();
-    state.db.execute(&soft_delete).await?;
+    let txn = state.db.begin().await?;
+    txn.execute(&remove).await?;
+    txn.execute(&soft_delete).await?;
+    let data =
+        serde_json::json!({"id": listing.id, "owner_id": listing.owner_id, "deleted_at": now});
+    emit(&txn, "listing.deleted", listing.id, data).await?;
+    txn.commit().await?;
+    state.runtime.outbox_written();
     Ok(HttpResponse::NoContent().finish())
 }
 

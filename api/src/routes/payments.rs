@@ -74,39 +74,6 @@ fn answer(id: Uuid, status: &str) -> HttpResponse {
     HttpResponse::Ok().json(json!({"payment_id": id, "status": status}))
 }
 
-/// Publishes the payment's outbox rows not yet published (the first attempt, or a retry after
-/// a failed publish); errors are logged: the row stays for the next attempt.
-async fn flush_outbox(state: &AppState, payment: Uuid) -> Result<(), ApiError> {
-    let select = Query::select()
-        .columns(["id", "payload"])
-        .from("outbox")
-        .and_where(Expr::col("topic").eq(topics::PAYMENTS))
-        .and_where(Expr::col("key").eq(payment.to_string()))
-        .and_where(Expr::col("published_at").is_null())
-        .to_owned();
-    for row in state.db.query_all(&select).await? {
-        let id: i64 = row.try_get("", "id")?;
-        let payload: serde_json::Value = row.try_get("", "payload")?;
-        let bytes = serde_json::to_vec(&payload).map_err(|e| ApiError::internal(&e))?;
-        match state
-            .bus
-            .publish(topics::PAYMENTS, &payment.to_string(), bytes, vec![])
-            .await
-        {
-            Ok(()) => {
-                let mark = Query::update()
-                    .table("outbox")
-                    .value("published_at", Utc::now())
-                    .and_where(Expr::col("id").eq(id))
-                    .to_owned();
-                state.db.execute(&mark).await?;
-            }
-            Err(err) => tracing::warn!(%payment, error = %err, "payment event not published yet"),
-        }
-    }
-    Ok(())
-}
-
 /// `POST /payments`.
 ///
 /// # Errors
@@ -131,9 +98,6 @@ pub async fn pay(
         .filter(|p| p.customer_id == caller.id)
         .ok_or_else(|| ApiError::not_found("payment"))?;
     if payment.status != "pending" {
-        if payment.status == "succeeded" {
-            flush_outbox(&state, payment.id).await?;
-        }
         return Ok(answer(payment.id, &payment.status));
     }
     let now = Utc::now();
@@ -175,35 +139,15 @@ pub async fn pay(
         drop(txn);
         return first_result(&state, payment.id).await;
     }
-    let outbox = Query::insert()
-        .into_table("outbox")
-        .columns([
-            "event_id",
-            "topic",
-            "key",
-            "event_type",
-            "payload",
-            "created_at",
-        ])
-        .values_panic([
-            envelope.event_id.into(),
-            topics::PAYMENTS.into(),
-            payment.id.to_string().into(),
-            PAYMENT_SUCCEEDED.into(),
-            serde_json::to_value(&envelope)
-                .map_err(|e| ApiError::internal(&e))?
-                .into(),
-            now.into(),
-        ])
-        .to_owned();
-    txn.execute(&outbox).await?;
+    // Published by the outbox relay once this commits (CONTRACT 6: iff the payment succeeded).
+    actors::outbox::append(&txn, topics::PAYMENTS, &payment.id.to_string(), &envelope).await?;
     let empty_cart = Query::delete()
         .from_table("cart_items")
         .and_where(Expr::col("customer_id").eq(caller.id))
         .to_owned();
     txn.execute(&empty_cart).await?;
     txn.commit().await?;
-    flush_outbox(&state, payment.id).await?;
+    state.runtime.outbox_written();
     Ok(answer(payment.id, "succeeded"))
 }
 

@@ -1,0 +1,534 @@
+//! The Kafka pipeline end to end (issue #5, CONTRACT 5.5 and 6): the real `tourwise serve`
+//! binary on PostgreSQL and a real Kafka-protocol broker (tansu, started here), with payment
+//! events produced from outside the engine, duplicates, garbage, and a SIGKILL mid-stream.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeZone, Utc};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Headers;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Message};
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+const PAYMENTS: usize = 5_000;
+const DUPLICATES: usize = PAYMENTS / 5;
+const GARBLED: usize = PAYMENTS / 100;
+const REALTORS: usize = 40;
+
+/// A tansu broker on a free loopback port, killed on drop.
+struct Broker {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn tansu() -> String {
+    let home = std::env::var("HOME").unwrap_or_default();
+    let cargo_bin = format!("{home}/.cargo/bin/tansu");
+    if std::path::Path::new(&cargo_bin).exists() {
+        cargo_bin
+    } else {
+        "tansu".to_owned()
+    }
+}
+
+fn start_broker() -> Broker {
+    let port = free_port();
+    let url = format!("tcp://127.0.0.1:{port}");
+    let child = Command::new(tansu())
+        .args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+            "--storage-engine",
+            "memory://tansu/",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect(
+            "tansu must be installed (`cargo install tansu --features dynostore`; .ci/run does it)",
+        );
+    let addr = format!("127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(&addr).is_err() {
+        assert!(Instant::now() < deadline, "tansu did not listen on {addr}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Broker { child, addr }
+}
+
+/// A fresh PostgreSQL database, dropped on [`FreshDb::drop_now`].
+struct FreshDb {
+    admin: DatabaseConnection,
+    name: String,
+    url: String,
+}
+
+impl FreshDb {
+    async fn create() -> Self {
+        let server = std::env::var("TOURWISE_TEST_PG_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned());
+        let admin = sea_orm::Database::connect(format!("{server}/postgres"))
+            .await
+            .expect("PostgreSQL at 127.0.0.1:5432");
+        let name = format!("tw_kafka_{}", Uuid::new_v4().simple());
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        Self {
+            admin,
+            url: format!("{server}/{name}"),
+            name,
+        }
+    }
+
+    async fn drop_now(self) {
+        let _ = self
+            .admin
+            .execute_unprepared(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .await;
+    }
+}
+
+/// `tourwise serve` with Kafka; SIGKILLed on drop.
+struct Serve {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(db: &str, brokers: &str, log: &std::path::Path) -> Serve {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tourwise"))
+        .args(["serve", "--http-addr", "127.0.0.1:0", "--database-url", db])
+        .args(["--kafka-brokers", brokers, "--kafka-partitions", "4"])
+        // Static membership: the restarted process takes its partitions back at once.
+        .args(["--kafka-instance-id", "kafka-test"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) else {
+        let _ = child.kill();
+        panic!("serve printed nothing within 60 s");
+    };
+    let Some(base) = line.trim().strip_prefix("listening on ") else {
+        let _ = child.kill();
+        panic!(
+            "serve did not start: {line:?}; log: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+    };
+    Serve {
+        base: base.to_owned(),
+        child,
+    }
+}
+
+async fn call(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    token: Option<&str>,
+    body: Value,
+) -> Value {
+    let mut request = client.request(method, url).json(&body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    assert!(status.is_success(), "{url}: {status} {body}");
+    body
+}
+
+/// Realtors around Lisbon, through the API as CONTRACT 6 requires, working every day all day.
+async fn add_realtors(base: &str, rng: &mut StdRng) {
+    let client = reqwest::Client::new();
+    let post = reqwest::Method::POST;
+    for i in 0..REALTORS {
+        let email = format!("realtor{i}@example.com");
+        let creds = json!({"email": email, "password": "password1"});
+        let mut register = creds.clone();
+        register["name"] = json!(format!("Realtor {i}"));
+        register["role"] = json!("realtor");
+        call(
+            &client,
+            post.clone(),
+            &format!("{base}/iam/register"),
+            None,
+            register,
+        )
+        .await;
+        let login = call(
+            &client,
+            post.clone(),
+            &format!("{base}/iam/login"),
+            None,
+            creds,
+        )
+        .await;
+        let token = login["access_token"].as_str().unwrap().to_owned();
+        let hours: Vec<Value> = (1..=7)
+            .map(|d| json!({"weekday": d, "start": "00:00", "end": "24:00"}))
+            .collect();
+        let profile = json!({
+            "home": {"lat": 38.72 + rng.random_range(-0.08..0.08), "lng": -9.14 + rng.random_range(-0.08..0.08)},
+            "service_radius_km": 60.0,
+            "time_zone": "Europe/Lisbon",
+            "working_hours": hours,
+        });
+        call(
+            &client,
+            reqwest::Method::PUT,
+            &format!("{base}/realtors/me"),
+            Some(&token),
+            profile,
+        )
+        .await;
+        call(
+            &client,
+            reqwest::Method::PATCH,
+            &format!("{base}/realtors/me/status"),
+            Some(&token),
+            json!({"status": "available"}),
+        )
+        .await;
+    }
+}
+
+/// One `payment.succeeded` envelope (a new `event_id` every call).
+fn envelope(payment: &Value) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "event_id": Uuid::now_v7(),
+        "type": "payment.succeeded",
+        "occurred_at": Utc::now(),
+        "data": payment,
+    }))
+    .unwrap()
+}
+
+fn payment(rng: &mut StdRng) -> Value {
+    let day = Utc.with_ymd_and_hms(2030, 3, 4, 9, 0, 0).unwrap()
+        + chrono::Duration::days(rng.random_range(0..60));
+    let start: DateTime<Utc> = day + chrono::Duration::minutes(5 * rng.random_range(0..60));
+    json!({
+        "payment_id": Uuid::new_v4(),
+        "customer_id": Uuid::new_v4(),
+        "amount_cents": 5000,
+        "currency": "EUR",
+        "listings": [{"id": Uuid::new_v4(), "lat": 38.72 + rng.random_range(-0.1..0.1), "lng": -9.14 + rng.random_range(-0.1..0.1)}],
+        "window": {"start": start, "end": start + chrono::Duration::hours(4)},
+    })
+}
+
+/// Undecodable or invalid payment messages of every kind.
+fn garbled(i: usize, rng: &mut StdRng) -> Vec<u8> {
+    match i % 4 {
+        0 => format!("{{not json {i}").into_bytes(),
+        1 => serde_json::to_vec(&json!({"event_id": Uuid::now_v7(), "type": "payment.succeeded", "occurred_at": Utc::now(), "data": {"payment_id": Uuid::new_v4()}})).unwrap(),
+        2 => {
+            let mut p = payment(rng);
+            p["listings"][0]["lat"] = json!(200.0);
+            envelope(&p)
+        }
+        _ => {
+            let mut p = payment(rng);
+            p["window"]["end"] = p["window"]["start"].clone();
+            envelope(&p)
+        }
+    }
+}
+
+async fn produce(producer: &FutureProducer, messages: &[(String, Vec<u8>)]) {
+    let sends = messages.iter().map(|(key, payload)| {
+        producer.send(
+            FutureRecord::to("payments").key(key).payload(payload),
+            Duration::from_secs(30),
+        )
+    });
+    for result in futures::future::join_all(sends).await {
+        result.map_err(|(e, _)| e).expect("produce");
+    }
+}
+
+async fn scalar(db: &DatabaseConnection, sql: &str) -> i64 {
+    let row = db
+        .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get_by_index::<i64>(0).unwrap()
+}
+
+async fn wait_for(db: &DatabaseConnection, sql: &str, want: i64, what: &str, secs: u64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let got = scalar(db, sql).await;
+        if got == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: {got}, want {want} ({sql})"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Every message of `topic` from the start until `done` says enough or `secs` pass.
+async fn read_topic(
+    brokers: &str,
+    topic: &str,
+    secs: u64,
+    mut done: impl FnMut(&[(Vec<u8>, HashMap<String, String>)]) -> bool,
+) -> Vec<(Vec<u8>, HashMap<String, String>)> {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("reader-{}", Uuid::new_v4()))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while !done(&seen) {
+        match tokio::time::timeout_at(deadline, consumer.recv()).await {
+            Err(_) => break,
+            Ok(m) => {
+                let m = m.unwrap();
+                let headers = m
+                    .headers()
+                    .map(|h| {
+                        h.iter()
+                            .map(|h| {
+                                (
+                                    h.key.to_owned(),
+                                    String::from_utf8_lossy(h.value.unwrap_or_default())
+                                        .into_owned(),
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                seen.push((m.payload().unwrap_or_default().to_vec(), headers));
+            }
+        }
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_payment_books_one_tour_through_kafka_across_a_crash() {
+    let broker = start_broker();
+    let db = FreshDb::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = StdRng::seed_from_u64(7);
+
+    let first = serve(&db.url, &broker.addr, &dir.path().join("serve-1.log"));
+    add_realtors(&first.base, &mut rng).await;
+
+    // 5,000 payments, 20% sent again with new event ids, 1% garbage, shuffled: keys spread them
+    // over the partitions, so the engine sees them reordered across partitions.
+    let payments: Vec<Value> = (0..PAYMENTS).map(|_| payment(&mut rng)).collect();
+    let mut messages: Vec<(String, Vec<u8>)> = payments
+        .iter()
+        .map(|p| (p["payment_id"].as_str().unwrap().to_owned(), envelope(p)))
+        .collect();
+    for _ in 0..DUPLICATES {
+        let p = &payments[rng.random_range(0..PAYMENTS)];
+        messages.push((p["payment_id"].as_str().unwrap().to_owned(), envelope(p)));
+    }
+    let garbage: Vec<Vec<u8>> = (0..GARBLED).map(|i| garbled(i, &mut rng)).collect();
+    messages.extend(
+        garbage
+            .iter()
+            .map(|g| (Uuid::new_v4().to_string(), g.clone())),
+    );
+    messages.shuffle(&mut rng);
+
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &broker.addr)
+        .set("enable.idempotence", "true")
+        .create()
+        .unwrap();
+    let engine = sea_orm::Database::connect(&db.url).await.unwrap();
+    let (before, after) = messages.split_at(messages.len() / 2);
+    produce(&producer, before).await;
+
+    // Kill the engine mid-stream, once it has stored some of the tours, and start it again.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while scalar(&engine, "SELECT count(*) FROM processed_payments").await < 500 {
+        assert!(Instant::now() < deadline, "no payment stored within 60 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(first); // SIGKILL
+    let killed_at = scalar(&engine, "SELECT count(*) FROM processed_payments").await;
+    let second = serve(&db.url, &broker.addr, &dir.path().join("serve-2.log"));
+    produce(&producer, after).await;
+
+    // Exactly one tour per distinct payment, none lost.
+    let want = PAYMENTS as i64;
+    wait_for(
+        &engine,
+        "SELECT count(*) FROM processed_payments",
+        want,
+        "payments stored",
+        180,
+    )
+    .await;
+    wait_for(
+        &engine,
+        "SELECT count(DISTINCT payment_id) FROM tours",
+        want,
+        "distinct tours",
+        10,
+    )
+    .await;
+    assert_eq!(scalar(&engine, "SELECT count(*) FROM tours").await, want);
+    let ids: HashSet<String> = payments
+        .iter()
+        .map(|p| p["payment_id"].as_str().unwrap().to_owned())
+        .collect();
+    let rows = engine
+        .query_all_raw(Statement::from_string(
+            engine.get_database_backend(),
+            "SELECT payment_id::text AS p FROM tours",
+        ))
+        .await
+        .unwrap();
+    let stored: HashSet<String> = rows.iter().map(|r| r.try_get("", "p").unwrap()).collect();
+    assert_eq!(stored, ids, "the tours are exactly the produced payments");
+
+    // Every tour settles in a visible state, and no realtor holds two overlapping tours.
+    wait_for(
+        &engine,
+        "SELECT count(*) FROM tours WHERE status = 'pending'",
+        0,
+        "pending tours",
+        120,
+    )
+    .await;
+    let overlaps = scalar(
+        &engine,
+        "SELECT count(*) FROM tours a JOIN tours b ON a.realtor_id = b.realtor_id AND a.id < b.id \
+         WHERE a.status IN ('assigned','accepted','in_progress') AND b.status IN ('assigned','accepted','in_progress') \
+         AND a.start_at < b.end_at AND b.start_at < a.end_at",
+    )
+    .await;
+    assert_eq!(overlaps, 0);
+
+    // The garbage is on the dead-letter topic, unchanged, with its headers.
+    let dead = read_topic(&broker.addr, "payments.dlq", 60, |seen| {
+        let payloads: HashSet<&Vec<u8>> = seen.iter().map(|(p, _)| p).collect();
+        garbage.iter().all(|g| payloads.contains(g))
+    })
+    .await;
+    let dead_payloads: HashSet<&Vec<u8>> = dead.iter().map(|(p, _)| p).collect();
+    for g in &garbage {
+        assert!(
+            dead_payloads.contains(g),
+            "not dead-lettered: {}",
+            String::from_utf8_lossy(g)
+        );
+    }
+    for (payload, headers) in &dead {
+        assert!(
+            garbage.contains(payload),
+            "a valid payment was dead-lettered"
+        );
+        assert!(!headers["error"].is_empty());
+        assert!(headers["source-offset"].parse::<i64>().is_ok());
+    }
+
+    // Every committed change is on its topic: each outbox event appears (repeats only with the
+    // same event_id), and nothing else does.
+    wait_for(
+        &engine,
+        "SELECT count(*) FROM outbox WHERE published_at IS NULL",
+        0,
+        "unpublished events",
+        60,
+    )
+    .await;
+    for topic in ["tours", "appointments"] {
+        let rows = engine
+            .query_all_raw(Statement::from_string(
+                engine.get_database_backend(),
+                format!("SELECT event_id::text AS e FROM outbox WHERE topic = '{topic}'"),
+            ))
+            .await
+            .unwrap();
+        let committed: HashSet<String> = rows.iter().map(|r| r.try_get("", "e").unwrap()).collect();
+        assert!(!committed.is_empty());
+        let events = read_topic(&broker.addr, topic, 60, |seen| {
+            let ids: HashSet<String> = seen
+                .iter()
+                .filter_map(|(p, _)| serde_json::from_slice::<Value>(p).ok())
+                .filter_map(|v| v["event_id"].as_str().map(str::to_owned))
+                .collect();
+            ids.len() >= committed.len()
+        })
+        .await;
+        let published: HashSet<String> = events
+            .iter()
+            .map(|(p, _)| {
+                serde_json::from_slice::<Value>(p).unwrap()["event_id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(published, committed, "topic {topic}");
+    }
+    println!(
+        "kafka pipeline: {PAYMENTS} payments + {DUPLICATES} duplicates + {GARBLED} garbled; killed with {killed_at} stored; all booked once"
+    );
+    drop(second);
+    db.drop_now().await;
+}
