@@ -110,23 +110,34 @@ impl Calendar {
         b.saturating_sub(a)
     }
 
-    /// An upper bound, in seconds, on every travel buffer between this calendar's bookings and
-    /// a tour with stops `first` and `last` (plus a minute against float rounding).
-    fn buffer_bound(&self, fp: &Footprint<'_>) -> i64 {
-        let own = distance_km(&self.home, fp.first).max(distance_km(&self.home, fp.last));
-        (travel_minutes_for_km(self.reach_km + own) + 1) * 60
+    /// Farthest distance from home of any booked stop, km (a bound: it never shrinks).
+    #[must_use]
+    pub fn reach_km(&self) -> f64 {
+        self.reach_km
     }
 
-    /// The bookings that can conflict with a tour starting anywhere in `[from, to]`.
-    fn relevant(&self, fp: &Footprint<'_>, from: i64, to: i64) -> &[Booking] {
-        let bound = self.buffer_bound(fp);
+    /// An upper bound, in seconds, on every travel buffer between this calendar's bookings and
+    /// a tour whose stops lie at most `own_km` from home (plus a minute against float rounding).
+    fn buffer_bound(&self, own_km: f64) -> i64 {
+        (travel_minutes_for_km(self.reach_km + own_km) + 1) * 60
+    }
+
+    /// The bookings whose forbidden starts (with buffers of at most `bound` seconds on either
+    /// side) can meet `[from, to]`.
+    fn within(&self, duration: i64, from: i64, to: i64, bound: i64) -> &[Booking] {
         let lo = self
             .bookings
             .partition_point(|b| b.start + self.longest + bound <= from);
         let hi = self
             .bookings
-            .partition_point(|b| b.start < to + fp.duration + bound);
+            .partition_point(|b| b.start < to + duration + bound);
         &self.bookings[lo..hi.max(lo)]
+    }
+
+    /// The bookings that can conflict with a tour starting anywhere in `[from, to]`.
+    fn relevant(&self, fp: &Footprint<'_>, from: i64, to: i64) -> &[Booking] {
+        let own = distance_km(&self.home, fp.first).max(distance_km(&self.home, fp.last));
+        self.within(fp.duration, from, to, self.buffer_bound(own))
     }
 
     /// The starts `s` that booking `b` forbids: the open interval `(lo, hi)` where neither
@@ -156,25 +167,68 @@ impl Calendar {
         to: i64,
         out: &mut Vec<(i64, i64)>,
     ) {
+        let own = distance_km(&self.home, fp.first).max(distance_km(&self.home, fp.last));
+        self.forbidden_starts_known(fp, own, from, to, out);
+    }
+
+    /// [`Calendar::forbidden_starts`] when the caller already knows `own_km`, the larger of the
+    /// distances from home to the tour's first and last stops (a search computed it anyway).
+    pub fn forbidden_starts_known(
+        &self,
+        fp: &Footprint<'_>,
+        own_km: f64,
+        from: i64,
+        to: i64,
+        out: &mut Vec<(i64, i64)>,
+    ) {
         out.clear();
         out.extend(
-            self.relevant(fp, from, to)
+            self.within(fp.duration, from, to, self.buffer_bound(own_km))
                 .iter()
                 .map(|b| Self::forbidden(b, fp))
                 .filter(|&(lo, hi)| lo < hi),
         );
-        out.sort_unstable();
-        let mut merged = 0;
-        for i in 0..out.len() {
-            if merged > 0 && out[i].0 < out[merged - 1].1 {
-                out[merged - 1].1 = out[merged - 1].1.max(out[i].1);
-            } else {
-                out[merged] = out[i];
-                merged += 1;
-            }
-        }
-        out.truncate(merged);
+        merge_sorted(out);
     }
+
+    /// A relaxation of [`Calendar::forbidden_starts`]: every travel buffer is replaced by a lower
+    /// bound (`before`: from a booking to the tour; `after`: from the tour to a booking), so each
+    /// interval here lies inside the exact one. No free start here proves there is none at all,
+    /// without a single distance computation: a search tries this first.
+    pub fn forbidden_starts_at_least(
+        &self,
+        duration: i64,
+        before: i64,
+        after: i64,
+        from: i64,
+        to: i64,
+        out: &mut Vec<(i64, i64)>,
+    ) {
+        out.clear();
+        out.extend(
+            self.within(duration, from, to, before.max(after))
+                .iter()
+                .map(|b| (b.start - after - duration, b.end + before))
+                .filter(|&(lo, hi)| lo < hi),
+        );
+        merge_sorted(out);
+    }
+}
+
+/// Sorts open intervals and merges the strictly overlapping ones (touching ones stay apart:
+/// their shared end point is allowed).
+fn merge_sorted(out: &mut Vec<(i64, i64)>) {
+    out.sort_unstable();
+    let mut merged = 0;
+    for i in 0..out.len() {
+        if merged > 0 && out[i].0 < out[merged - 1].1 {
+            out[merged - 1].1 = out[merged - 1].1.max(out[i].1);
+        } else {
+            out[merged] = out[i];
+            merged += 1;
+        }
+    }
+    out.truncate(merged);
 }
 
 #[cfg(test)]
