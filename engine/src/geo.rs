@@ -329,7 +329,7 @@ mod tests {
     fn ring_bound_holds_at_pentagons() {
         // Around every pentagon (where H3 is most distorted), the antimeridian and a pole: the
         // origin cell's boundary stays at least `ring_bound_km(k)` from cells at distance k+1.
-        for res in [Resolution::Five, Resolution::Eight] {
+        for res in [Resolution::Five, Resolution::Six, Resolution::Eight] {
             let mut origins: Vec<CellIndex> = res.pentagons().collect();
             origins.extend(res.pentagons().flat_map(|p| ring(p, 1)));
             origins.push(loc(0.0, 179.999).cell(res));
