@@ -40,6 +40,10 @@ pub struct Footprint<'a> {
 pub struct Calendar {
     home: Location,
     bookings: Vec<Booking>,
+    /// `(start, end)` of each booking, in the same order: what binary searches and the relaxed
+    /// check read, 16 bytes a booking instead of 144, so a search over thousands of calendars
+    /// touches a few cache lines of each rather than dozens.
+    spans: Vec<(i64, i64)>,
     /// Farthest distance from home of any booked first or last stop (never shrinks; a bound).
     reach_km: f64,
     /// Longest booking, seconds (never shrinks; a bound).
@@ -53,6 +57,7 @@ impl Calendar {
         Self {
             home,
             bookings: Vec::new(),
+            spans: Vec::new(),
             reach_km: 0.0,
             longest: 0,
         }
@@ -88,11 +93,13 @@ impl Calendar {
             .bookings
             .partition_point(|b| (b.start, b.tour_id) < (booking.start, booking.tour_id));
         self.bookings.insert(at, booking);
+        self.spans.insert(at, (booking.start, booking.end));
     }
 
     /// Removes the booking of `tour_id`, if any.
     pub fn remove(&mut self, tour_id: TourId) -> Option<Booking> {
         let at = self.bookings.iter().position(|b| b.tour_id == tour_id)?;
+        self.spans.remove(at);
         Some(self.bookings.remove(at))
     }
 
@@ -105,8 +112,8 @@ impl Calendar {
     /// Number of bookings starting in `[from, to)`.
     #[must_use]
     pub fn count_starting_in(&self, from: i64, to: i64) -> usize {
-        let a = self.bookings.partition_point(|b| b.start < from);
-        let b = self.bookings.partition_point(|b| b.start < to);
+        let a = self.spans.partition_point(|b| b.0 < from);
+        let b = self.spans.partition_point(|b| b.0 < to);
         b.saturating_sub(a)
     }
 
@@ -122,22 +129,20 @@ impl Calendar {
         (travel_minutes_for_km(self.reach_km + own_km) + 1) * 60
     }
 
-    /// The bookings whose forbidden starts (with buffers of at most `bound` seconds on either
-    /// side) can meet `[from, to]`.
-    fn within(&self, duration: i64, from: i64, to: i64, bound: i64) -> &[Booking] {
+    /// The positions of the bookings whose forbidden starts (with buffers of at most `bound`
+    /// seconds on either side) can meet `[from, to]`.
+    fn within(&self, duration: i64, from: i64, to: i64, bound: i64) -> std::ops::Range<usize> {
         let lo = self
-            .bookings
-            .partition_point(|b| b.start + self.longest + bound <= from);
-        let hi = self
-            .bookings
-            .partition_point(|b| b.start < to + duration + bound);
-        &self.bookings[lo..hi.max(lo)]
+            .spans
+            .partition_point(|b| b.0 + self.longest + bound <= from);
+        let hi = self.spans.partition_point(|b| b.0 < to + duration + bound);
+        lo..hi.max(lo)
     }
 
     /// The bookings that can conflict with a tour starting anywhere in `[from, to]`.
     fn relevant(&self, fp: &Footprint<'_>, from: i64, to: i64) -> &[Booking] {
         let own = distance_km(&self.home, fp.first).max(distance_km(&self.home, fp.last));
-        self.within(fp.duration, from, to, self.buffer_bound(own))
+        &self.bookings[self.within(fp.duration, from, to, self.buffer_bound(own))]
     }
 
     /// The starts `s` that booking `b` forbids: the open interval `(lo, hi)` where neither
@@ -183,7 +188,7 @@ impl Calendar {
     ) {
         out.clear();
         out.extend(
-            self.within(fp.duration, from, to, self.buffer_bound(own_km))
+            self.bookings[self.within(fp.duration, from, to, self.buffer_bound(own_km))]
                 .iter()
                 .map(|b| Self::forbidden(b, fp))
                 .filter(|&(lo, hi)| lo < hi),
@@ -206,9 +211,9 @@ impl Calendar {
     ) {
         out.clear();
         out.extend(
-            self.within(duration, from, to, before.max(after))
+            self.spans[self.within(duration, from, to, before.max(after))]
                 .iter()
-                .map(|b| (b.start - after - duration, b.end + before))
+                .map(|&(start, end)| (start - after - duration, end + before))
                 .filter(|&(lo, hi)| lo < hi),
         );
         merge_sorted(out);

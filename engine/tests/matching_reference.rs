@@ -532,9 +532,9 @@ proptest! {
 }
 
 #[test]
-fn removed_and_moved_realtors_leave_no_trace() {
-    // Removal swaps entries around and a move changes cells at both resolutions: searches
-    // must still equal a full scan.
+fn removed_moved_and_paused_realtors_leave_no_trace() {
+    // Removal swaps entries around, a move changes cells at both resolutions, a status change
+    // updates the cells' copies: searches must still equal a full scan.
     let mut world = build_world(5, 600, 4);
     let ids: Vec<RealtorId> = world.index.iter().map(|(r, _)| r.id).collect();
     let mut rng = Rng(99);
@@ -549,7 +549,13 @@ fn removed_and_moved_realtors_leave_no_trace() {
                 moved.home = near(&mut rng, world.centre.0, world.centre.1, 0.4);
                 world.index.upsert(moved);
             }
-            _ => {}
+            _ => {
+                // Status lives in the cells' copies too: off for some, off and on for others.
+                world.index.set_status(*id, RealtorStatus::Unavailable).unwrap();
+                if i % 2 == 0 {
+                    world.index.set_status(*id, RealtorStatus::Available).unwrap();
+                }
+            }
         }
     }
     for _ in 0..30 {

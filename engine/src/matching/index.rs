@@ -53,6 +53,10 @@ pub(super) struct Entry {
 pub(super) struct Slot {
     pub(super) entry: u32,
     pub(super) point: GeoPoint,
+    /// Copies of what the first check of every candidate reads (status, radius), so that the
+    /// thousands a far search rejects on them never touch their entries.
+    pub(super) available: bool,
+    pub(super) radius_km: f64,
 }
 
 /// Realtors by H3 cell with their calendars; single writer, many searches.
@@ -175,7 +179,13 @@ impl RealtorIndex {
                 idx
             }
         };
-        let slot = Slot { entry: idx, point };
+        let e = &self.entries[idx as usize];
+        let slot = Slot {
+            entry: idx,
+            point,
+            available: e.realtor.status == RealtorStatus::Available,
+            radius_km: e.realtor.service_radius_km(),
+        };
         self.cells.entry(cell).or_default().push(slot);
         if let (Some((_, coarse)), Some(c)) = (self.coarse.as_mut(), coarse_cell) {
             coarse.entry(c).or_default().push(slot);
@@ -234,7 +244,18 @@ impl RealtorIndex {
         status: RealtorStatus,
     ) -> Result<(), UnknownRealtor> {
         let idx = *self.by_id.get(&id).ok_or(UnknownRealtor(id))?;
-        self.entries[idx as usize].realtor.status = status;
+        let e = &mut self.entries[idx as usize];
+        e.realtor.status = status;
+        let available = status == RealtorStatus::Available;
+        let update = |slots: Option<&mut Vec<Slot>>| {
+            for s in slots.into_iter().flatten().filter(|s| s.entry == idx) {
+                s.available = available;
+            }
+        };
+        update(self.cells.get_mut(&e.cell));
+        if let (Some((_, coarse)), Some(c)) = (self.coarse.as_mut(), e.coarse_cell) {
+            update(coarse.get_mut(&c));
+        }
         Ok(())
     }
 

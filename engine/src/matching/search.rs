@@ -59,7 +59,7 @@ impl Ord for Pending {
 #[derive(Debug, Default)]
 pub struct SearchScratch {
     heap: BinaryHeap<Reverse<Pending>>,
-    found: Vec<(f64, u32)>,
+    found: Vec<(f64, Slot)>,
     feasibility: Scratch,
     /// `seen[entry] == generation` when the current search already found that realtor.
     seen: Vec<u32>,
@@ -156,7 +156,7 @@ impl RealtorIndex {
     ) -> Decision {
         let target = plan.first().point();
         let slack = policy.slack_km();
-        let mut walk = self.walk(plan.first());
+        let mut walk = self.walk(plan);
         let mut feasible: Vec<Feasible> = Vec::new();
         let mut nearest_feasible: Option<f64> = None;
         scratch.begin(self.entries.len(), self.hours.len());
@@ -168,15 +168,15 @@ impl RealtorIndex {
         let q = self.query(plan);
         while let Some(bound) = self.explore(&mut walk, &target, scratch) {
             let found = std::mem::take(&mut scratch.found);
-            for &(distance, entry) in &found {
-                let e = &self.entries[entry as usize];
+            for &(distance, slot) in &found {
+                let entry = slot.entry;
                 if walk.exhausted && distance > self.max_radius_km {
                     continue; // a scan reaches the whole index; nobody that far can ever serve here
                 }
                 // Far out (the coarse rings), candidates come by the hundred and few survive
                 // the cheap steps: rejecting them on arrival keeps them out of the heap. (Those
                 // beyond what decides the search are dropped below, as if never evaluated.)
-                let verdict = check_profile(&e.realtor, plan, distance).and_then(|()| {
+                let verdict = self.check_slot(plan, &slot, distance).and_then(|()| {
                     if walk.coarse {
                         self.screen(&q, entry, distance, scratch)
                     } else {
@@ -300,6 +300,21 @@ impl RealtorIndex {
         first_free(intervals, q.ws, q.we, d, &scratch.forbidden).ok_or(RejectReason::Overlap)
     }
 
+    /// [`check_profile`] from the copies in `slot` (the entry is read only for declines).
+    fn check_slot(&self, plan: &TourPlan, slot: &Slot, distance: f64) -> Result<(), RejectReason> {
+        if !slot.available {
+            return Err(RejectReason::Unavailable);
+        }
+        if !plan.declined.is_empty() {
+            let e = &self.entries[slot.entry as usize];
+            return check_profile(&e.realtor, plan, distance);
+        }
+        if distance > slot.radius_km {
+            return Err(RejectReason::OutOfRadius);
+        }
+        Ok(())
+    }
+
     /// Steps 2 and 3 of the module doc: `Err` proves the realtor cannot take the tour (the
     /// reason [`crate::feasibility::earliest_start`] would give); `Ok` decides nothing.
     fn screen(
@@ -375,7 +390,7 @@ impl RealtorIndex {
     #[must_use]
     pub fn available_near(&self, plan: &TourPlan, radius_km: f64) -> Vec<(RealtorId, f64, i64)> {
         let target = plan.first().point();
-        let mut walk = self.walk(plan.first());
+        let mut walk = self.walk(plan);
         let mut search = SearchScratch::default();
         search.begin(self.entries.len(), self.hours.len());
         let mut within = Vec::new();
@@ -385,7 +400,7 @@ impl RealtorIndex {
                     .found
                     .iter()
                     .filter(|(d, _)| *d <= radius_km)
-                    .copied(),
+                    .map(|&(d, slot)| (d, slot.entry)),
             );
             if bound > radius_km {
                 break;
@@ -404,10 +419,10 @@ impl RealtorIndex {
             .collect()
     }
 
-    fn walk(&self, first: &Location) -> Walk {
+    fn walk(&self, plan: &TourPlan) -> Walk {
         Walk {
-            first: *first,
-            origin: first.cell(self.resolution),
+            first: *plan.first(),
+            origin: plan.first_cell(self.resolution),
             resolution: self.resolution,
             coarse: false,
             next_k: 0,
@@ -419,7 +434,7 @@ impl RealtorIndex {
     }
 
     /// Explores the next ring (or, when a ring would be larger than the occupied part of the
-    /// index, everything not seen yet), putting `(distance, entry)` of each realtor found into
+    /// index, everything not seen yet), putting `(distance, slot)` of each realtor found into
     /// `scratch.found`. Returns the bound on the distance of anything still unexplored; `None`
     /// when done.
     fn explore(
@@ -459,7 +474,7 @@ impl RealtorIndex {
                 let mark = &mut seen[s.entry as usize];
                 if *mark != generation {
                     *mark = generation;
-                    found.push((s.point.distance_km(target), s.entry));
+                    found.push((s.point.distance_km(target), *s));
                 }
             }
         };
