@@ -551,9 +551,15 @@ fn removed_moved_and_paused_realtors_leave_no_trace() {
             }
             _ => {
                 // Status lives in the cells' copies too: off for some, off and on for others.
-                world.index.set_status(*id, RealtorStatus::Unavailable).unwrap();
+                world
+                    .index
+                    .set_status(*id, RealtorStatus::Unavailable)
+                    .unwrap();
                 if i % 2 == 0 {
-                    world.index.set_status(*id, RealtorStatus::Available).unwrap();
+                    world
+                        .index
+                        .set_status(*id, RealtorStatus::Available)
+                        .unwrap();
                 }
             }
         }

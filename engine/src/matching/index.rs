@@ -49,6 +49,18 @@ pub(super) struct Entry {
     pub(super) hours: u32,
 }
 
+/// A coarse cell's realtors, sorted by service radius, and how far their homes lie from a
+/// centre (the first home indexed there): by the triangle inequality nobody here is nearer a point than its distance to
+/// the centre minus `reach_km`, so a search passes over everyone whose radius is smaller
+/// without reading them.
+#[derive(Debug, Clone)]
+pub(super) struct CoarseCell {
+    pub(super) centre: GeoPoint,
+    /// Largest distance from the centre to a home ever indexed here (never shrinks).
+    pub(super) reach_km: f64,
+    pub(super) slots: Vec<Slot>,
+}
+
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Slot {
     pub(super) entry: u32,
@@ -68,7 +80,8 @@ pub struct RealtorIndex {
     pub(super) cells: FxHashMap<CellIndex, Vec<Slot>>,
     /// The same realtors by their home's cell two resolutions coarser (49 times the area),
     /// for searches that must reach far: a few large rings instead of thousands of small ones.
-    pub(super) coarse: Option<(Resolution, FxHashMap<CellIndex, Vec<Slot>>)>,
+    /// Each cell's realtors are sorted by service radius.
+    pub(super) coarse: Option<(Resolution, FxHashMap<CellIndex, CoarseCell>)>,
     /// Largest service radius ever indexed (a bound; it never shrinks).
     pub(super) max_radius_km: f64,
     /// Every distinct set of working hours ever indexed (a few per city; never shrinks).
@@ -188,7 +201,14 @@ impl RealtorIndex {
         };
         self.cells.entry(cell).or_default().push(slot);
         if let (Some((_, coarse)), Some(c)) = (self.coarse.as_mut(), coarse_cell) {
-            coarse.entry(c).or_default().push(slot);
+            let cc = coarse.entry(c).or_insert_with(|| CoarseCell {
+                centre: point, // any point does; the first home is near the middle
+                reach_km: 0.0,
+                slots: Vec::new(),
+            });
+            cc.reach_km = cc.reach_km.max(cc.centre.distance_km(&point));
+            let at = cc.slots.partition_point(|s| s.radius_km < slot.radius_km);
+            cc.slots.insert(at, slot);
         }
     }
 
@@ -203,7 +223,12 @@ impl RealtorIndex {
         };
         unlink_from(&mut self.cells, cell);
         if let (Some((_, coarse)), Some(c)) = (self.coarse.as_mut(), coarse_cell) {
-            unlink_from(coarse, c);
+            if let Some(cc) = coarse.get_mut(&c) {
+                cc.slots.retain(|s| s.entry != idx);
+                if cc.slots.is_empty() {
+                    coarse.remove(&c);
+                }
+            }
         }
     }
 
@@ -228,7 +253,7 @@ impl RealtorIndex {
             };
             repoint(self.cells.get_mut(&moved.cell));
             if let (Some((_, coarse)), Some(c)) = (self.coarse.as_mut(), moved.coarse_cell) {
-                repoint(coarse.get_mut(&c));
+                repoint(coarse.get_mut(&c).map(|cc| &mut cc.slots));
             }
         }
         Some((removed.realtor, removed.calendar))
@@ -254,7 +279,7 @@ impl RealtorIndex {
         };
         update(self.cells.get_mut(&e.cell));
         if let (Some((_, coarse)), Some(c)) = (self.coarse.as_mut(), e.coarse_cell) {
-            update(coarse.get_mut(&c));
+            update(coarse.get_mut(&c).map(|cc| &mut cc.slots));
         }
         Ok(())
     }

@@ -30,7 +30,7 @@ use crate::geo::{
 };
 use crate::ids::RealtorId;
 use crate::matching::explain::{Decision, Seen, Verdict};
-use crate::matching::index::{RealtorIndex, Slot};
+use crate::matching::index::{CoarseCell, RealtorIndex, Slot};
 use crate::matching::policy::{Feasible, Policy};
 use crate::tour::TourPlan;
 
@@ -402,7 +402,8 @@ impl RealtorIndex {
                     .filter(|(d, _)| *d <= radius_km)
                     .map(|&(d, slot)| (d, slot.entry)),
             );
-            if bound > radius_km {
+            // Nobody beyond every service radius can take anything.
+            if bound > radius_km || bound > self.max_radius_km {
                 break;
             }
         }
@@ -460,16 +461,9 @@ impl RealtorIndex {
                 walk.cells_seen = 0;
             }
         }
-        let cells = match &self.coarse {
-            Some((_, coarse)) if walk.coarse => coarse,
-            _ => &self.cells,
-        };
-        let k = walk.next_k;
         let generation = scratch.generation;
-        let ring_cells = if k == 0 { 1 } else { 6 * k as usize };
-        let scan = k > 0 && walk.cells_seen + ring_cells > cells.len();
         let mut found = std::mem::take(&mut scratch.found);
-        let mut take = |slots: &Vec<Slot>, seen: &mut Vec<u32>| {
+        let mut take = |slots: &[Slot], seen: &mut Vec<u32>| {
             for s in slots {
                 let mark = &mut seen[s.entry as usize];
                 if *mark != generation {
@@ -478,19 +472,52 @@ impl RealtorIndex {
                 }
             }
         };
+        let k = walk.next_k;
+        let ring_cells = if k == 0 { 1 } else { 6 * k as usize };
+        let occupied = match &self.coarse {
+            Some((_, coarse)) if walk.coarse => coarse.len(),
+            _ => self.cells.len(),
+        };
+        let scan = k > 0 && walk.cells_seen + ring_cells > occupied;
         if scan {
             walk.exhausted = true;
-            for slots in cells.values() {
-                take(slots, &mut scratch.seen);
-            }
         } else {
             ring_into(walk.origin, k, &mut scratch.ring);
             walk.cells_seen += scratch.ring.len();
             walk.next_k += 1;
             walk.rings += 1;
-            for cell in &scratch.ring {
-                if let Some(slots) = cells.get(cell) {
-                    take(slots, &mut scratch.seen);
+        }
+        match &self.coarse {
+            Some((_, coarse)) if walk.coarse => {
+                // Nobody in a coarse cell is nearer than its centre's distance less its reach:
+                // realtors with a smaller radius are out of radius, and as the cell sorts them
+                // first they are passed over unread, neither looked at nor reported.
+                let mut visit = |cc: &CoarseCell| {
+                    let nearest = cc.centre.distance_km(target) - cc.reach_km - 1e-6;
+                    let from = cc.slots.partition_point(|s| s.radius_km < nearest);
+                    take(&cc.slots[from..], &mut scratch.seen);
+                };
+                if scan {
+                    coarse.values().for_each(&mut visit);
+                } else {
+                    scratch
+                        .ring
+                        .iter()
+                        .filter_map(|c| coarse.get(c))
+                        .for_each(visit);
+                }
+            }
+            _ => {
+                if scan {
+                    for slots in self.cells.values() {
+                        take(slots, &mut scratch.seen);
+                    }
+                } else {
+                    for cell in &scratch.ring {
+                        if let Some(slots) = self.cells.get(cell) {
+                            take(slots, &mut scratch.seen);
+                        }
+                    }
                 }
             }
         }
