@@ -8,6 +8,7 @@
 
 use crate::geo::{distance_km, travel_minutes_for_km, travel_seconds, Location};
 use crate::ids::TourId;
+use crate::time::snap_to_grid;
 
 /// One active tour on a realtor's calendar.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -217,6 +218,50 @@ impl Calendar {
                 .filter(|&(lo, hi)| lo < hi),
         );
         merge_sorted(out);
+    }
+}
+
+impl Calendar {
+    /// The earliest grid start of the window `[ws, we)` that [`Calendar::forbidden_starts_at_least`]
+    /// leaves free inside one of the working `intervals` (UTC, sorted by start): the same
+    /// answer as [`crate::feasibility::first_free`] over those forbidden starts, in one pass over
+    /// the spans without building, sorting or merging them (with equal buffers, the forbidden
+    /// intervals come sorted by their lower ends already, and the sweep needs no more).
+    #[must_use]
+    pub fn free_start_at_least(
+        &self,
+        duration: i64,
+        before: i64,
+        after: i64,
+        (ws, we): (i64, i64),
+        intervals: &[(i64, i64)],
+    ) -> Option<i64> {
+        let slack = self.longest + before.max(after);
+        for &(a, b) in intervals {
+            let first = snap_to_grid(a.max(ws), ws);
+            let last = b.min(we) - duration;
+            if first > last {
+                continue;
+            }
+            let skip = self.spans.partition_point(|s| s.0 + slack <= first);
+            let mut cur = first;
+            for &(start, end) in &self.spans[skip..] {
+                if cur <= start - after - duration {
+                    break; // this one and every later one start after `cur`
+                }
+                if cur < end + before {
+                    cur = snap_to_grid(end + before, ws);
+                    if cur > last {
+                        break;
+                    }
+                }
+            }
+            if cur <= last {
+                // Intervals are sorted by start, so the first free start found is the earliest.
+                return Some(cur);
+            }
+        }
+        None
     }
 }
 

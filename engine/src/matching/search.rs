@@ -334,19 +334,14 @@ impl RealtorIndex {
         // travel between one and the tour is shorter than the tour's distance beyond it.
         let reach = e.calendar.reach_km();
         let last_km = self.last_km(q, entry, distance);
-        e.calendar.forbidden_starts_at_least(
+        let free = e.calendar.free_start_at_least(
             d,
             travel_at_least(distance - reach),
             travel_at_least(last_km - reach),
-            q.ws,
-            q.we - d,
-            &mut scratch.forbidden,
+            (q.ws, q.we),
+            &scratch.hours_pool[from..to],
         );
-        let intervals = &scratch.hours_pool[from..to];
-        match first_free(intervals, q.ws, q.we, d, &scratch.forbidden) {
-            Some(_) => Ok(()),
-            None => Err(RejectReason::Overlap),
-        }
+        free.map(|_| ()).ok_or(RejectReason::Overlap)
     }
 
     /// Home of realtor `entry` to the tour's last stop (`distance` is to the first).
