@@ -223,9 +223,41 @@ impl TimeZone {
 #[derive(Debug, Default)]
 pub struct ZoneMemo {
     days: rustc_hash::FxHashMap<(TimeZone, NaiveDate), Option<i64>>,
+    /// The offset in force all through each UTC day (by days since the epoch), or `None`.
+    utc_days: rustc_hash::FxHashMap<(TimeZone, i64), Option<i64>>,
 }
 
 impl ZoneMemo {
+    /// [`TimeZone::local_date`], remembered by UTC day (a tz database search costs as much as
+    /// the rest of converting a realtor's working hours).
+    pub fn local_date(&mut self, zone: TimeZone, t: i64) -> NaiveDate {
+        if self.utc_days.len() > 8192 {
+            self.utc_days.clear();
+        }
+        let day = t.div_euclid(DAY_SECONDS);
+        let offset = *self.utc_days.entry((zone, day)).or_insert_with(|| {
+            let at = |s: i64| {
+                i64::from(
+                    to_datetime(s)
+                        .with_timezone(&zone.0)
+                        .offset()
+                        .fix()
+                        .local_minus_utc(),
+                )
+            };
+            // Zones change at most once a day: equal offsets at both ends mean no change.
+            let (a, b) = (
+                at(day * DAY_SECONDS),
+                at(day * DAY_SECONDS + DAY_SECONDS - 1),
+            );
+            (a == b).then_some(a)
+        });
+        match offset {
+            Some(offset) => to_datetime(t + offset).date_naive(),
+            None => zone.local_date(t),
+        }
+    }
+
     /// [`TimeZone::local_to_utc`], remembered.
     pub fn local_to_utc(&mut self, zone: TimeZone, date: NaiveDate, minute: u16) -> i64 {
         if self.days.len() > 8192 {
@@ -432,8 +464,8 @@ impl WorkingHours {
         out.clear();
         // A local day's intervals lie within [midnight - 14h, midnight + 24h + 12h] of UTC
         // (offsets span -12h..+14h); one day of margin each side covers every zone.
-        let first = self.zone.local_date(from - DAY_SECONDS);
-        let last = self.zone.local_date(to + DAY_SECONDS);
+        let first = memo.local_date(self.zone, from - DAY_SECONDS);
+        let last = memo.local_date(self.zone, to + DAY_SECONDS);
         let mut date = first;
         while date <= last {
             let weekday = date.weekday().number_from_monday() as usize - 1;
@@ -455,7 +487,7 @@ impl WorkingHours {
     /// UTC bounds `[start, end)` of the local day holding instant `t`.
     #[must_use]
     pub fn local_day_bounds(&self, t: i64, memo: &mut ZoneMemo) -> (i64, i64) {
-        let date = self.zone.local_date(t);
+        let date = memo.local_date(self.zone, t);
         (
             memo.local_to_utc(self.zone, date, 0),
             memo.local_to_utc(self.zone, date, 1440),
@@ -548,6 +580,27 @@ mod tests {
                 (utc(2026, 3, 29, 8, 0), utc(2026, 3, 29, 16, 0)),
             ]
         );
+    }
+
+    #[test]
+    fn remembered_local_dates_match_the_tz_database() {
+        let mut memo = ZoneMemo::default();
+        for zone in [
+            "Europe/Lisbon",
+            "America/New_York",
+            "Pacific/Kiritimati",
+            "Asia/Kolkata",
+        ] {
+            let zone = TimeZone::parse(zone).unwrap();
+            // Across both 2026 DST changes, every 20 minutes, twice (cold then remembered).
+            for from in [utc(2026, 3, 7, 0, 0), utc(2026, 10, 24, 0, 0)] {
+                for _ in 0..2 {
+                    for t in (from..from + 30 * DAY_SECONDS).step_by(1200) {
+                        assert_eq!(memo.local_date(zone, t), zone.local_date(t), "{t}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]
