@@ -1,5 +1,7 @@
 //! Explanations: every candidate a decision looked at, and why each won or lost.
 
+use std::cmp::Ordering;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -154,7 +156,9 @@ pub struct Explanation {
     /// the indexes asked.
     pub rings_searched: u32,
     /// The realtors looked at, nearest first: all of them up to [`MAX_REPORTED`] (the
-    /// chosen one always included); the rest are counted in `omitted`.
+    /// chosen one always included); the rest are counted in `omitted`. Near the tour everyone
+    /// is looked at; farther out (the coarse rings) realtors whose service radius cannot
+    /// reach the tour are skipped unread and appear nowhere.
     pub candidates: Vec<CandidateReport>,
     /// Realtors looked at but not listed, counted by outcome (`rejected:overlap`, `lost`, ...).
     /// A search that must prove nobody can take a tour looks at thousands; storing each with
@@ -262,16 +266,33 @@ impl Decision {
         };
         let mut counts = [0usize; OUTCOME_KEYS.len()];
         if seen.len() > MAX_REPORTED {
-            seen.select_nth_unstable_by(MAX_REPORTED - 1, nearest_first);
-            let mut chosen = None;
-            for s in &seen[MAX_REPORTED..] {
-                match outcome(s) {
-                    (Outcome::Chosen, _) => chosen = Some(*s), // the winner is always listed
+            // The listed are the first MAX_REPORTED by (distance, id): everyone nearer than the
+            // MAX_REPORTED-th distance, then those at exactly that distance by id. Finding
+            // that distance among plain floats is cheaper than selecting whole records.
+            let mut distances: Vec<f64> = seen.iter().map(|s| s.distance_km).collect();
+            let (_, &mut cut, _) =
+                distances.select_nth_unstable_by(MAX_REPORTED - 1, f64::total_cmp);
+            let mut listed = Vec::with_capacity(MAX_REPORTED + 1);
+            let mut at_cut = Vec::new();
+            let mut rest = Vec::new();
+            for s in seen.drain(..) {
+                match s.distance_km.total_cmp(&cut) {
+                    Ordering::Less => listed.push(s),
+                    Ordering::Equal => at_cut.push(s),
+                    Ordering::Greater => rest.push(s),
+                }
+            }
+            at_cut.sort_unstable_by(nearest_first);
+            let room = MAX_REPORTED - listed.len();
+            rest.extend(at_cut.drain(room.min(at_cut.len())..));
+            listed.append(&mut at_cut);
+            for s in rest {
+                match outcome(&s) {
+                    (Outcome::Chosen, _) => listed.push(s), // the winner is always listed
                     (o, reason) => counts[outcome_slot(o, reason)] += 1,
                 }
             }
-            seen.truncate(MAX_REPORTED);
-            seen.extend(chosen);
+            *seen = listed;
         }
         seen.sort_unstable_by(nearest_first);
         let candidates = seen
@@ -332,6 +353,51 @@ mod tests {
     use super::*;
     use crate::matching::policy::Nearest;
     use uuid::Uuid;
+
+    #[test]
+    fn search_records_explain_as_full_reports_do() {
+        // Many ties at a few distances, one feasible winner far out: the compact path lists
+        // and counts exactly as the report-per-candidate path.
+        let id = |e: u32| RealtorId(Uuid::from_u128(u128::from(e.wrapping_mul(2_654_435_761))));
+        let reasons = [
+            RejectReason::Overlap,
+            RejectReason::OutOfRadius,
+            RejectReason::OutsideWorkingHours,
+        ];
+        for n in [5usize, 100, 101, 180, 400] {
+            let win = Feasible {
+                realtor_id: id(7),
+                distance_km: 50.0,
+                start: 0,
+                end: 60,
+                day_load: 1,
+            };
+            let mut seen = Vec::new();
+            let mut reports = Vec::new();
+            for e in 0..n as u32 {
+                let distance = f64::from(e % 13) * 0.5;
+                if e == 7 {
+                    seen.push(Seen {
+                        distance_km: 50.0,
+                        entry: e,
+                        verdict: Verdict::Feasible(0),
+                    });
+                    reports.push(CandidateReport::feasible(&win));
+                    continue;
+                }
+                let reason = reasons[e as usize % 3];
+                seen.push(Seen {
+                    distance_km: distance,
+                    entry: e,
+                    verdict: Verdict::Rejected(reason),
+                });
+                reports.push(CandidateReport::rejected(id(e), distance, reason));
+            }
+            let compact = Decision::from_search(&Nearest, vec![win], &mut seen, 2, id);
+            let full = Decision::decide(&Nearest, vec![win], reports, 2);
+            assert_eq!(compact, full, "{n}");
+        }
+    }
 
     #[test]
     fn long_explanations_list_the_nearest_and_count_the_rest() {
