@@ -274,24 +274,23 @@ impl Decision {
                 distances.select_nth_unstable_by(MAX_REPORTED - 1, f64::total_cmp);
             let mut listed = Vec::with_capacity(MAX_REPORTED + 1);
             let mut at_cut = Vec::new();
-            let mut rest = Vec::new();
+            let mut chosen = None;
+            let mut omit = |s: Seen| match outcome(&s) {
+                (Outcome::Chosen, _) => chosen = Some(s), // the winner is always listed
+                (o, reason) => counts[outcome_slot(o, reason)] += 1,
+            };
             for s in seen.drain(..) {
                 match s.distance_km.total_cmp(&cut) {
                     Ordering::Less => listed.push(s),
                     Ordering::Equal => at_cut.push(s),
-                    Ordering::Greater => rest.push(s),
+                    Ordering::Greater => omit(s),
                 }
             }
             at_cut.sort_unstable_by(nearest_first);
             let room = MAX_REPORTED - listed.len();
-            rest.extend(at_cut.drain(room.min(at_cut.len())..));
+            at_cut.drain(room.min(at_cut.len())..).for_each(&mut omit);
             listed.append(&mut at_cut);
-            for s in rest {
-                match outcome(&s) {
-                    (Outcome::Chosen, _) => listed.push(s), // the winner is always listed
-                    (o, reason) => counts[outcome_slot(o, reason)] += 1,
-                }
-            }
+            listed.extend(chosen);
             *seen = listed;
         }
         seen.sort_unstable_by(nearest_first);
