@@ -4,9 +4,11 @@
 //! realtor is nearer than [`crate::geo::ring_bound_km`]. Candidates wait in a min-heap by
 //! distance and are evaluated (calendar, working hours) nearest first, only once nothing
 //! unexplored can be nearer; the walk stops as soon as the bound passes the nearest feasible
-//! distance plus the policy's slack. When a ring would have more cells than the index has
-//! occupied cells, the rest of the index is scanned instead, so sparse indexes and far searches
-//! stay cheap.
+//! distance plus the policy's slack. After `FINE_RINGS` rings at the index's resolution the
+//! walk goes on in the index's coarse cells (two resolutions up), where realtors whose radius
+//! cannot reach the tour are passed over unread. When a ring would have more cells than the
+//! index has occupied cells, the rest of the index is scanned instead, so sparse indexes and far
+//! searches stay cheap.
 //!
 //! Evaluating a candidate is where an unassignable tour spends its time (it must prove that
 //! nobody in reach can take it), so it is done in cheap steps, each exact:
