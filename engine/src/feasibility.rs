@@ -102,10 +102,39 @@ pub fn earliest_start(
     realtor
         .hours
         .utc_intervals(ws, we, &mut scratch.intervals, &mut scratch.zones);
-    let mut forbidden_ready = false;
-    let mut fits_hours = false;
+    if !hours_fit(&scratch.intervals, ws, we, d) {
+        if scratch.no_room.len() > 4096 {
+            scratch.no_room.clear();
+        }
+        scratch.no_room.insert(key, realtor.hours.clone());
+        return Err(RejectReason::OutsideWorkingHours);
+    }
+    calendar.forbidden_starts(&fp, ws, we - d, &mut scratch.forbidden);
+    first_free(&scratch.intervals, ws, we, d, &scratch.forbidden).ok_or(RejectReason::Overlap)
+}
+
+/// Whether some working interval (UTC, from [`WorkingHours::utc_intervals`]) holds a start of a
+/// tour of `d` seconds inside the window `[ws, we)`, bookings aside: when not, the reason is
+/// `outside_working_hours`, whatever the calendar.
+#[must_use]
+pub fn hours_fit(intervals: &[(i64, i64)], ws: i64, we: i64, d: i64) -> bool {
+    intervals
+        .iter()
+        .any(|&(a, b)| snap_to_grid(a.max(ws), ws) <= b.min(we) - d)
+}
+
+/// The earliest grid start of the window `[ws, we)` whose `d` seconds lie inside one working
+/// interval (sorted by start) and outside every open interval of `forbidden` (sorted, merged).
+#[must_use]
+pub fn first_free(
+    intervals: &[(i64, i64)],
+    ws: i64,
+    we: i64,
+    d: i64,
+    forbidden: &[(i64, i64)],
+) -> Option<i64> {
     let mut best: Option<i64> = None;
-    for &(a, b) in &scratch.intervals {
+    for &(a, b) in intervals {
         if best.is_some_and(|s| s <= a) {
             break; // intervals are sorted by start: none can beat what we have
         }
@@ -114,26 +143,11 @@ pub fn earliest_start(
         if first > last {
             continue;
         }
-        fits_hours = true;
-        if !forbidden_ready {
-            calendar.forbidden_starts(&fp, ws, we - d, &mut scratch.forbidden);
-            forbidden_ready = true;
-        }
-        if let Some(s) = sweep(first, last, ws, &scratch.forbidden) {
+        if let Some(s) = sweep(first, last, ws, forbidden) {
             best = Some(best.map_or(s, |b| b.min(s)));
         }
     }
-    match best {
-        Some(s) => Ok(s),
-        None if fits_hours => Err(RejectReason::Overlap),
-        None => {
-            if scratch.no_room.len() > 4096 {
-                scratch.no_room.clear();
-            }
-            scratch.no_room.insert(key, realtor.hours.clone());
-            Err(RejectReason::OutsideWorkingHours)
-        }
-    }
+    best
 }
 
 /// The first grid start in `[from, last]` outside every open interval of `forbidden`

@@ -139,8 +139,16 @@ pub fn distance_km(a: &Location, b: &Location) -> f64 {
 /// Travel minutes for a distance: at 30 km/h, rounded up to the whole minute.
 #[must_use]
 pub fn travel_minutes_for_km(km: f64) -> i64 {
-    // km / 30 km/h * 60 min/h = km * 2 minutes; the cast saturates on absurd input.
-    (km * 60.0 / TRAVEL_SPEED_KMH).ceil() as i64
+    // km / 30 km/h * 60 min/h = km * 2 minutes; the cast saturates on absurd input. This is
+    // `ceil` done by hand: without SSE4.1 the standard one is a software routine, and a
+    // search rounds a travel time for every booking it looks at. Same result for every input.
+    let minutes = km * 60.0 / TRAVEL_SPEED_KMH;
+    let whole = minutes as i64; // towards zero
+    if (whole as f64) < minutes {
+        whole.saturating_add(1)
+    } else {
+        whole
+    }
 }
 
 /// Travel minutes between two locations (CONTRACT 5.1).
@@ -289,6 +297,43 @@ mod tests {
     }
 
     #[test]
+    fn travel_rounding_equals_ceil() {
+        let mut x = 0.000_123_f64;
+        while x < 1e7 {
+            for v in [
+                x,
+                -x,
+                x.next_up(),
+                x.next_down(),
+                x.round(),
+                x.round() / 2.0,
+            ] {
+                assert_eq!(
+                    travel_minutes_for_km(v),
+                    (v * 60.0 / 30.0).ceil() as i64,
+                    "{v}"
+                );
+            }
+            x *= 1.37;
+        }
+        for v in [
+            0.0,
+            -0.0,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            1e300,
+            -1e300,
+        ] {
+            assert_eq!(
+                travel_minutes_for_km(v),
+                (v * 60.0 / 30.0).ceil() as i64,
+                "{v}"
+            );
+        }
+    }
+
+    #[test]
     fn travel_rounds_up_to_the_minute() {
         assert_eq!(travel_minutes_for_km(0.0), 0);
         assert_eq!(travel_minutes_for_km(0.001), 1);
@@ -329,7 +374,7 @@ mod tests {
     fn ring_bound_holds_at_pentagons() {
         // Around every pentagon (where H3 is most distorted), the antimeridian and a pole: the
         // origin cell's boundary stays at least `ring_bound_km(k)` from cells at distance k+1.
-        for res in [Resolution::Five, Resolution::Eight] {
+        for res in [Resolution::Five, Resolution::Six, Resolution::Eight] {
             let mut origins: Vec<CellIndex> = res.pentagons().collect();
             origins.extend(res.pentagons().flat_map(|p| ring(p, 1)));
             origins.push(loc(0.0, 179.999).cell(res));

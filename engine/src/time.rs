@@ -7,6 +7,9 @@ use chrono::{DateTime, Datelike, Days, LocalResult, NaiveDate, NaiveTime, TimeZo
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
+mod memo;
+pub use memo::ZoneMemo;
+
 /// Seconds between candidate starts: every multiple of 5 minutes UTC (CONTRACT 5.3).
 pub const GRID_SECONDS: i64 = 300;
 /// The longest customer window the engine accepts (CONTRACT 4, checkout).
@@ -218,33 +221,6 @@ impl TimeZone {
     }
 }
 
-/// Remembers each (zone, local day)'s offset, so converting working hours to UTC costs a hash
-/// lookup instead of a tz database search. Bounded: it forgets everything past 8192 days.
-#[derive(Debug, Default)]
-pub struct ZoneMemo {
-    days: rustc_hash::FxHashMap<(TimeZone, NaiveDate), Option<i64>>,
-}
-
-impl ZoneMemo {
-    /// [`TimeZone::local_to_utc`], remembered.
-    pub fn local_to_utc(&mut self, zone: TimeZone, date: NaiveDate, minute: u16) -> i64 {
-        if self.days.len() > 8192 {
-            self.days.clear();
-        }
-        let offset = *self
-            .days
-            .entry((zone, date))
-            .or_insert_with(|| zone.constant_offset(date));
-        match offset {
-            Some(offset) => {
-                date.and_time(NaiveTime::MIN).and_utc().timestamp() + i64::from(minute) * 60
-                    - offset
-            }
-            None => zone.local_to_utc(date, minute),
-        }
-    }
-}
-
 impl TryFrom<String> for TimeZone {
     type Error = TimeError;
     fn try_from(name: String) -> Result<Self, TimeError> {
@@ -432,8 +408,8 @@ impl WorkingHours {
         out.clear();
         // A local day's intervals lie within [midnight - 14h, midnight + 24h + 12h] of UTC
         // (offsets span -12h..+14h); one day of margin each side covers every zone.
-        let first = self.zone.local_date(from - DAY_SECONDS);
-        let last = self.zone.local_date(to + DAY_SECONDS);
+        let first = memo.local_date(self.zone, from - DAY_SECONDS);
+        let last = memo.local_date(self.zone, to + DAY_SECONDS);
         let mut date = first;
         while date <= last {
             let weekday = date.weekday().number_from_monday() as usize - 1;
@@ -455,7 +431,7 @@ impl WorkingHours {
     /// UTC bounds `[start, end)` of the local day holding instant `t`.
     #[must_use]
     pub fn local_day_bounds(&self, t: i64, memo: &mut ZoneMemo) -> (i64, i64) {
-        let date = self.zone.local_date(t);
+        let date = memo.local_date(self.zone, t);
         (
             memo.local_to_utc(self.zone, date, 0),
             memo.local_to_utc(self.zone, date, 1440),
@@ -548,6 +524,27 @@ mod tests {
                 (utc(2026, 3, 29, 8, 0), utc(2026, 3, 29, 16, 0)),
             ]
         );
+    }
+
+    #[test]
+    fn remembered_local_dates_match_the_tz_database() {
+        let mut memo = ZoneMemo::default();
+        for zone in [
+            "Europe/Lisbon",
+            "America/New_York",
+            "Pacific/Kiritimati",
+            "Asia/Kolkata",
+        ] {
+            let zone = TimeZone::parse(zone).unwrap();
+            // Across both 2026 DST changes, every 20 minutes, twice (cold then remembered).
+            for from in [utc(2026, 3, 7, 0, 0), utc(2026, 10, 24, 0, 0)] {
+                for _ in 0..2 {
+                    for t in (from..from + 30 * DAY_SECONDS).step_by(1200) {
+                        assert_eq!(memo.local_date(zone, t), zone.local_date(t), "{t}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -1,5 +1,8 @@
 //! Tours: what a succeeded payment asks for, and the plan the engine matches (CONTRACT 5.1).
 
+use std::sync::OnceLock;
+
+use h3o::{CellIndex, Resolution};
 use serde::{Deserialize, Serialize};
 
 use crate::geo::Location;
@@ -52,6 +55,19 @@ pub struct TourPlan {
     pub travel_minutes: i64,
     /// Realtors that declined this tour; never offered it again.
     pub declined: Vec<RealtorId>,
+    first_cell: CellMemo,
+}
+
+/// The first stop's H3 cell at the resolution first asked for: every shard searching the plan
+/// asks for the same, and locating a point in H3 costs as much as a whole short search.
+/// Equal plans are equal whatever this holds.
+#[derive(Debug, Clone, Default)]
+struct CellMemo(OnceLock<(Resolution, CellIndex)>);
+
+impl PartialEq for CellMemo {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 impl TourPlan {
@@ -91,6 +107,7 @@ impl TourPlan {
             duration_seconds: (visits + route.travel_minutes) * 60,
             travel_minutes: route.travel_minutes,
             declined,
+            first_cell: CellMemo::default(),
         })
     }
 
@@ -99,6 +116,21 @@ impl TourPlan {
     pub fn first(&self) -> &Location {
         // `new` refuses an empty cart, so there is always a first stop.
         &self.stops[0].location
+    }
+
+    /// The H3 cell of the first stop at `resolution` (remembered for the first resolution
+    /// asked for).
+    #[must_use]
+    pub fn first_cell(&self, resolution: Resolution) -> CellIndex {
+        let &(r, cell) = self
+            .first_cell
+            .0
+            .get_or_init(|| (resolution, self.first().cell(resolution)));
+        if r == resolution {
+            cell
+        } else {
+            self.first().cell(resolution)
+        }
     }
 
     /// The last stop.

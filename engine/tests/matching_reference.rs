@@ -347,6 +347,24 @@ fn check_decision(
     } else {
         assert!(decision.explanation.reason.is_some());
     }
+    // Every listed candidate is truthful: rejected ones cannot take the tour, feasible ones
+    // can, from the start reported.
+    for c in &decision.explanation.candidates {
+        let (r, cal) = index.get(c.realtor_id).unwrap();
+        let in_profile = r.status == RealtorStatus::Available
+            && !plan.declined.contains(&r.id)
+            && distance_km(&r.home, plan.first()) <= r.service_radius_km();
+        let earliest = in_profile
+            .then(|| ref_earliest(r, cal.bookings(), plan))
+            .flatten();
+        match c.outcome {
+            Outcome::Rejected => assert_eq!(earliest, None, "{c:?} is feasible"),
+            Outcome::Chosen | Outcome::Lost => {
+                assert_eq!(earliest, c.earliest_start.map(|t| t.timestamp()), "{c:?}")
+            }
+            Outcome::NotEvaluated => {}
+        }
+    }
 }
 
 proptest! {
@@ -405,6 +423,158 @@ proptest! {
                 }
             }
         }
+    }
+}
+
+/// A dense city whose realtors all book the same slots (as the benchmark's): most short
+/// windows are unassignable, so searches reach the coarse rings and prove "nobody" with the
+/// relaxed calendar.
+fn synchronized_world(seed: u64, realtors: usize) -> World {
+    let mut rng = Rng(seed | 1);
+    let (lat, lng, base) = (
+        38.72,
+        -9.14,
+        Utc.with_ymd_and_hms(2026, 12, 7, 0, 0, 0).unwrap(),
+    );
+    let mut index = RealtorIndex::new(Resolution::Eight);
+    let zone = TimeZone::parse("Europe/Lisbon").unwrap();
+    let hours: Vec<_> = (1..=7)
+        .map(|d| WorkingInterval::new(d, 8 * 60, 20 * 60).unwrap())
+        .collect();
+    for _ in 0..realtors {
+        let id = RealtorId::new_random();
+        let home = near(&mut rng, lat, lng, 0.15);
+        let radius = rng.range(3.0, 30.0);
+        let realtor = Realtor::new(
+            id,
+            home,
+            radius,
+            WorkingHours::new(zone, hours.clone()),
+            RealtorStatus::Available,
+        )
+        .unwrap();
+        index.upsert(realtor);
+        let shift = rng.below(6) as i64 * 300;
+        for slot in 0..8i64 {
+            let start = base.timestamp() + 8 * 3600 + shift + slot * 5400;
+            let b = Booking {
+                tour_id: TourId::new_random(),
+                start,
+                end: start + 1800 + rng.below(3) as i64 * 600,
+                first: near(&mut rng, home.lat(), home.lng(), 0.03),
+                last: near(&mut rng, home.lat(), home.lng(), 0.03),
+            };
+            index.restore(id, b).unwrap();
+        }
+    }
+    World {
+        index,
+        centre: (lat, lng),
+        base,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// Short windows in a synchronized city: mostly "nobody", which must still be exact.
+    #[test]
+    fn unassignable_proofs_equal_full_scan(seed in any::<u64>()) {
+        let world = synchronized_world(seed, 1500);
+        let mut rng = Rng(seed.rotate_left(9) | 1);
+        for _ in 0..6 {
+            // One to three listings a few hundred metres apart, somewhere in the metro.
+            let at = near(&mut rng, world.centre.0, world.centre.1, 0.2);
+            let stops = if rng.below(3) == 0 {
+                random_stops(&mut rng, at.lat(), at.lng(), 0.003)
+            } else {
+                vec![Stop { id: engine::ListingId::new_random(), location: at }]
+            };
+            let start = world.base.timestamp() + 7 * 3600 + rng.below(13 * 12) as i64 * 300;
+            let window = TimeWindow::new(
+                DateTime::from_timestamp(start, 0).unwrap(),
+                DateTime::from_timestamp(start + 3600 + rng.below(3) as i64 * 1800, 0).unwrap(),
+            )
+            .unwrap();
+            let plan = TourPlan::new(TourId::new_random(), &stops, window, 30, vec![]).unwrap();
+            let all = ref_feasible(&world.index, &plan);
+            check_decision(&world.index, &plan, &Nearest, ref_nearest(&all));
+        }
+    }
+
+    /// The relaxed calendar (travel buffers replaced by lower bounds) never says "no room"
+    /// where a brute-force scan finds a start.
+    #[test]
+    fn relaxed_calendar_never_hides_a_start(seed in any::<u64>()) {
+        let world = build_world(seed, 20, 8);
+        let mut rng = Rng(seed.rotate_left(5) | 1);
+        for _ in 0..20 {
+            let plan = random_plan(&mut rng, &world, &[]);
+            let (ws, we) = plan.window.seconds();
+            let d = plan.duration_seconds;
+            for (r, cal) in world.index.iter() {
+                let want = ref_earliest(r, cal.bookings(), &plan);
+                let near_first = distance_km(&r.home, plan.first()) - cal.reach_km();
+                let near_last = distance_km(&r.home, plan.last()) - cal.reach_km();
+                let at_least = |km: f64| {
+                    if km <= 1e-6 { 0 } else { engine::geo::travel_minutes_for_km(km - 1e-6) * 60 }
+                };
+                let mut forbidden = Vec::new();
+                cal.forbidden_starts_at_least(d, at_least(near_first), at_least(near_last), ws, we - d, &mut forbidden);
+                let mut intervals = Vec::new();
+                r.hours.utc_intervals(ws, we, &mut intervals, &mut Default::default());
+                let relaxed = engine::feasibility::first_free(&intervals, ws, we, d, &forbidden);
+                if let Some(want) = want {
+                    prop_assert!(engine::feasibility::hours_fit(&intervals, ws, we, d));
+                    prop_assert!(relaxed.is_some_and(|s| s <= want), "{relaxed:?} vs {want}");
+                }
+                // The one-pass version the search uses gives the same start.
+                let one_pass = cal.free_start_at_least(
+                    d, at_least(near_first), at_least(near_last), (ws, we), &intervals,
+                );
+                prop_assert_eq!(one_pass, relaxed);
+            }
+        }
+    }
+}
+
+#[test]
+fn removed_moved_and_paused_realtors_leave_no_trace() {
+    // Removal swaps entries around, a move changes cells at both resolutions, a status change
+    // updates the cells' copies: searches must still equal a full scan.
+    let mut world = build_world(5, 600, 4);
+    let ids: Vec<RealtorId> = world.index.iter().map(|(r, _)| r.id).collect();
+    let mut rng = Rng(99);
+    for (i, id) in ids.iter().enumerate() {
+        match i % 3 {
+            0 => {
+                world.index.remove(*id);
+            }
+            1 => {
+                let (r, _) = world.index.get(*id).unwrap();
+                let mut moved = r.clone();
+                moved.home = near(&mut rng, world.centre.0, world.centre.1, 0.4);
+                world.index.upsert(moved);
+            }
+            _ => {
+                // Status lives in the cells' copies too: off for some, off and on for others.
+                world
+                    .index
+                    .set_status(*id, RealtorStatus::Unavailable)
+                    .unwrap();
+                if i % 2 == 0 {
+                    world
+                        .index
+                        .set_status(*id, RealtorStatus::Available)
+                        .unwrap();
+                }
+            }
+        }
+    }
+    for _ in 0..30 {
+        let plan = random_plan(&mut rng, &world, &[]);
+        let all = ref_feasible(&world.index, &plan);
+        check_decision(&world.index, &plan, &Nearest, ref_nearest(&all));
     }
 }
 

@@ -1,5 +1,7 @@
 //! Explanations: every candidate a decision looked at, and why each won or lost.
 
+use std::cmp::Ordering;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -82,14 +84,67 @@ impl CandidateReport {
 /// How many candidates an explanation lists; the rest are counted.
 pub const MAX_REPORTED: usize = 100;
 
-fn outcome_key(r: &CandidateReport) -> String {
-    match (r.outcome, r.rejected) {
-        (Outcome::Rejected, Some(reason)) => format!("rejected:{}", reason.as_str()),
-        (Outcome::Chosen, _) => "chosen".to_owned(),
-        (Outcome::Lost, _) => "lost".to_owned(),
-        (Outcome::Rejected, None) => "rejected".to_owned(),
-        (Outcome::NotEvaluated, _) => "not_evaluated".to_owned(),
+/// The `omitted` keys, in a fixed order: counting into an array and naming the non-zero
+/// slots once is far cheaper than formatting a key per omitted report (an unassignable tour
+/// omits thousands).
+const OUTCOME_KEYS: [&str; 9] = [
+    "chosen",
+    "lost",
+    "rejected",
+    "not_evaluated",
+    "rejected:out_of_radius",
+    "rejected:outside_working_hours",
+    "rejected:overlap",
+    "rejected:unavailable",
+    "rejected:declined",
+];
+
+fn outcome_slot(outcome: Outcome, rejected: Option<RejectReason>) -> usize {
+    match (outcome, rejected) {
+        (Outcome::Chosen, _) => 0,
+        (Outcome::Lost, _) => 1,
+        (Outcome::Rejected, None) => 2,
+        (Outcome::NotEvaluated, _) => 3,
+        (Outcome::Rejected, Some(reason)) => match reason {
+            RejectReason::OutOfRadius => 4,
+            RejectReason::OutsideWorkingHours => 5,
+            RejectReason::Overlap => 6,
+            RejectReason::Unavailable => 7,
+            RejectReason::Declined => 8,
+        },
     }
+}
+
+fn omitted_map(counts: [usize; OUTCOME_KEYS.len()]) -> std::collections::BTreeMap<String, usize> {
+    OUTCOME_KEYS
+        .iter()
+        .zip(counts)
+        .filter(|&(_, n)| n > 0)
+        .map(|(k, n)| ((*k).to_owned(), n))
+        .collect()
+}
+
+/// A candidate as a search records it (24 bytes; a [`CandidateReport`] is built only for the
+/// candidates an explanation lists).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Seen {
+    /// Home to the tour's first listing, km.
+    pub(crate) distance_km: f64,
+    /// The realtor's entry in the index searched.
+    pub(crate) entry: u32,
+    /// What the search made of them.
+    pub(crate) verdict: Verdict,
+}
+
+/// What a search made of one candidate.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Verdict {
+    /// Feasible: the details are `feasible[i]` of the decision.
+    Feasible(u32),
+    /// Cannot take the tour.
+    Rejected(RejectReason),
+    /// Never evaluated: a nearer realtor settled the decision.
+    NotEvaluated,
 }
 
 /// Why a decision came out as it did.
@@ -101,7 +156,9 @@ pub struct Explanation {
     /// the indexes asked.
     pub rings_searched: u32,
     /// The realtors looked at, nearest first: all of them up to [`MAX_REPORTED`] (the
-    /// chosen one always included); the rest are counted in `omitted`.
+    /// chosen one always included); the rest are counted in `omitted`. Near the tour everyone
+    /// is looked at; farther out (the coarse rings) realtors whose service radius cannot
+    /// reach the tour are skipped unread and appear nowhere.
     pub candidates: Vec<CandidateReport>,
     /// Realtors looked at but not listed, counted by outcome (`rejected:overlap`, `lost`, ...).
     /// A search that must prove nobody can take a tour looks at thousands; storing each with
@@ -150,7 +207,7 @@ impl Decision {
                 .total_cmp(&b.distance_km)
                 .then(a.realtor_id.cmp(&b.realtor_id))
         };
-        let mut omitted = std::collections::BTreeMap::new();
+        let mut counts = [0usize; OUTCOME_KEYS.len()];
         if reports.len() > MAX_REPORTED {
             reports.select_nth_unstable_by(MAX_REPORTED - 1, nearest_first);
             let rest = reports.split_off(MAX_REPORTED);
@@ -158,10 +215,11 @@ impl Decision {
                 if r.outcome == Outcome::Chosen {
                     reports.push(r); // the winner is always listed
                 } else {
-                    *omitted.entry(outcome_key(&r)).or_insert(0) += 1;
+                    counts[outcome_slot(r.outcome, r.rejected)] += 1;
                 }
             }
         }
+        let omitted = omitted_map(counts);
         reports.sort_unstable_by(nearest_first);
         Decision {
             choice,
@@ -170,6 +228,95 @@ impl Decision {
                 rings_searched,
                 candidates: reports,
                 omitted,
+                chosen: choice.map(|c| c.realtor_id),
+                reason: choice.is_none().then(|| "no_feasible_realtor".to_owned()),
+            },
+            feasible,
+        }
+    }
+
+    /// [`Decision::decide`] for what a search recorded: the same decision, built without a
+    /// full report per candidate (an unassignable tour records thousands and lists 100).
+    /// `id` names the realtor of an entry; `seen` is left empty for reuse.
+    pub(crate) fn from_search(
+        policy: &dyn Policy,
+        feasible: Vec<Feasible>,
+        seen: &mut Vec<Seen>,
+        rings_searched: u32,
+        id: impl Fn(u32) -> RealtorId,
+    ) -> Decision {
+        let choice = choose(policy, &feasible).copied();
+        let outcome = |s: &Seen| match s.verdict {
+            Verdict::Feasible(i) => {
+                let f = &feasible[i as usize];
+                if choice.is_some_and(|c| c.realtor_id == f.realtor_id) {
+                    (Outcome::Chosen, None)
+                } else {
+                    (Outcome::Lost, None)
+                }
+            }
+            Verdict::Rejected(reason) => (Outcome::Rejected, Some(reason)),
+            Verdict::NotEvaluated => (Outcome::NotEvaluated, None),
+        };
+        // Nearest first; realtor ids only break exact ties, so they are looked up rarely.
+        let nearest_first = |a: &Seen, b: &Seen| {
+            a.distance_km
+                .total_cmp(&b.distance_km)
+                .then_with(|| id(a.entry).cmp(&id(b.entry)))
+        };
+        let mut counts = [0usize; OUTCOME_KEYS.len()];
+        if seen.len() > MAX_REPORTED {
+            // The listed are the first MAX_REPORTED by (distance, id): everyone nearer than the
+            // MAX_REPORTED-th distance, then those at exactly that distance by id. Finding
+            // that distance among plain floats is cheaper than selecting whole records.
+            let mut distances: Vec<f64> = seen.iter().map(|s| s.distance_km).collect();
+            let (_, &mut cut, _) =
+                distances.select_nth_unstable_by(MAX_REPORTED - 1, f64::total_cmp);
+            let mut listed = Vec::with_capacity(MAX_REPORTED + 1);
+            let mut at_cut = Vec::new();
+            let mut chosen = None;
+            let mut omit = |s: Seen| match outcome(&s) {
+                (Outcome::Chosen, _) => chosen = Some(s), // the winner is always listed
+                (o, reason) => counts[outcome_slot(o, reason)] += 1,
+            };
+            for s in seen.drain(..) {
+                match s.distance_km.total_cmp(&cut) {
+                    Ordering::Less => listed.push(s),
+                    Ordering::Equal => at_cut.push(s),
+                    Ordering::Greater => omit(s),
+                }
+            }
+            at_cut.sort_unstable_by(nearest_first);
+            let room = MAX_REPORTED - listed.len();
+            at_cut.drain(room.min(at_cut.len())..).for_each(&mut omit);
+            listed.append(&mut at_cut);
+            listed.extend(chosen);
+            *seen = listed;
+        }
+        seen.sort_unstable_by(nearest_first);
+        let candidates = seen
+            .drain(..)
+            .map(|s| match s.verdict {
+                Verdict::Feasible(i) => {
+                    let f = &feasible[i as usize];
+                    let mut r = CandidateReport::feasible(f);
+                    r.score = Some(policy.score(f));
+                    r.outcome = outcome(&s).0;
+                    r
+                }
+                Verdict::Rejected(reason) => {
+                    CandidateReport::rejected(id(s.entry), s.distance_km, reason)
+                }
+                Verdict::NotEvaluated => CandidateReport::not_evaluated(id(s.entry), s.distance_km),
+            })
+            .collect();
+        Decision {
+            choice,
+            explanation: Explanation {
+                policy: policy.name().to_owned(),
+                rings_searched,
+                candidates,
+                omitted: omitted_map(counts),
                 chosen: choice.map(|c| c.realtor_id),
                 reason: choice.is_none().then(|| "no_feasible_realtor".to_owned()),
             },
@@ -205,6 +352,51 @@ mod tests {
     use super::*;
     use crate::matching::policy::Nearest;
     use uuid::Uuid;
+
+    #[test]
+    fn search_records_explain_as_full_reports_do() {
+        // Many ties at a few distances, one feasible winner far out: the compact path lists
+        // and counts exactly as the report-per-candidate path.
+        let id = |e: u32| RealtorId(Uuid::from_u128(u128::from(e.wrapping_mul(2_654_435_761))));
+        let reasons = [
+            RejectReason::Overlap,
+            RejectReason::OutOfRadius,
+            RejectReason::OutsideWorkingHours,
+        ];
+        for n in [5usize, 100, 101, 180, 400] {
+            let win = Feasible {
+                realtor_id: id(7),
+                distance_km: 50.0,
+                start: 0,
+                end: 60,
+                day_load: 1,
+            };
+            let mut seen = Vec::new();
+            let mut reports = Vec::new();
+            for e in 0..n as u32 {
+                let distance = f64::from(e % 13) * 0.5;
+                if e == 7 {
+                    seen.push(Seen {
+                        distance_km: 50.0,
+                        entry: e,
+                        verdict: Verdict::Feasible(0),
+                    });
+                    reports.push(CandidateReport::feasible(&win));
+                    continue;
+                }
+                let reason = reasons[e as usize % 3];
+                seen.push(Seen {
+                    distance_km: distance,
+                    entry: e,
+                    verdict: Verdict::Rejected(reason),
+                });
+                reports.push(CandidateReport::rejected(id(e), distance, reason));
+            }
+            let compact = Decision::from_search(&Nearest, vec![win], &mut seen, 2, id);
+            let full = Decision::decide(&Nearest, vec![win], reports, 2);
+            assert_eq!(compact, full, "{n}");
+        }
+    }
 
     #[test]
     fn long_explanations_list_the_nearest_and_count_the_rest() {

@@ -1,26 +1,21 @@
-//! The realtor index: realtors by H3 cell, their calendars, and the exact ring search.
+//! The realtor index: realtors by H3 cell with their calendars; the single writer's side.
 //!
-//! Search (CONTRACT 5.4): walk H3 rings outwards from the cell of the tour's first listing.
-//! After ring k, no unexplored realtor is nearer than [`crate::geo::ring_bound_km`]. Candidates wait in a min-heap by distance and are
-//! evaluated (calendar, working hours) nearest first, only once nothing unexplored can be nearer;
-//! the walk stops as soon as the bound passes the nearest feasible distance plus the policy's
-//! slack. When a ring would have more cells than the index has occupied cells, the rest of the
-//! index is scanned instead, so sparse indexes and far searches stay cheap.
+//! The exact ring search over it lives in [`super::search`].
 
-use std::cmp::{Ordering, Reverse};
-use std::collections::{hash_map::Entry as MapEntry, BinaryHeap};
+use std::collections::hash_map::Entry as MapEntry;
 
 use h3o::{CellIndex, Resolution};
 use rustc_hash::FxHashMap;
 
 use crate::calendar::{Booking, Calendar};
-use crate::feasibility::{check_profile, check_start, earliest_start, RejectReason, Scratch};
-use crate::geo::{distance_km, ring_bound_km, ring_into, GeoPoint, Location};
+use crate::feasibility::{check_start, RejectReason, Scratch};
+use crate::geo::{distance_km, GeoPoint, Location};
 use crate::ids::{RealtorId, TourId};
-use crate::matching::explain::{CandidateReport, Decision};
-use crate::matching::policy::{Feasible, Policy};
 use crate::realtor::{Realtor, RealtorStatus};
+use crate::time::WorkingHours;
 use crate::tour::TourPlan;
+
+pub use super::search::SearchScratch;
 
 /// The resolution realtors are indexed at unless configured: res 8 cells (~0.7 km²) hold a
 /// handful of realtors each in a dense metro, so rings stay small.
@@ -43,82 +38,55 @@ pub enum ReserveError {
 pub struct UnknownRealtor(pub RealtorId);
 
 #[derive(Debug, Clone)]
-struct Entry {
-    realtor: Realtor,
-    calendar: Calendar,
-    cell: CellIndex,
+pub(super) struct Entry {
+    pub(super) realtor: Realtor,
+    pub(super) calendar: Calendar,
+    pub(super) cell: CellIndex,
+    /// The home's cell at [`RealtorIndex::coarse`]'s resolution, when there is one.
+    pub(super) coarse_cell: Option<CellIndex>,
+    /// The realtor's working hours in [`RealtorIndex::hours`]: a search converts each distinct
+    /// set of hours to UTC once, however many realtors share it.
+    pub(super) hours: u32,
+}
+
+/// A coarse cell's realtors, sorted by service radius, and how far their homes lie from a
+/// centre (the first home indexed there): by the triangle inequality nobody here is nearer a point than its distance to
+/// the centre minus `reach_km`, so a search passes over everyone whose radius is smaller
+/// without reading them.
+#[derive(Debug, Clone)]
+pub(super) struct CoarseCell {
+    pub(super) centre: GeoPoint,
+    /// Largest distance from the centre to a home ever indexed here (never shrinks).
+    pub(super) reach_km: f64,
+    pub(super) slots: Vec<Slot>,
 }
 
 #[derive(Debug, Clone, Copy)]
-struct Slot {
-    entry: u32,
-    point: GeoPoint,
-}
-
-/// A candidate waiting for evaluation, ordered by distance then entry.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Pending {
-    distance: f64,
-    entry: u32,
-}
-
-impl Eq for Pending {}
-impl PartialOrd for Pending {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Pending {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.distance
-            .total_cmp(&other.distance)
-            .then(self.entry.cmp(&other.entry))
-    }
-}
-
-/// Buffers reused across searches.
-#[derive(Debug, Default)]
-pub struct SearchScratch {
-    heap: BinaryHeap<Reverse<Pending>>,
-    found: Vec<(f64, u32)>,
-    feasibility: Scratch,
-    /// `seen[entry] == generation` when the current search already found that realtor.
-    seen: Vec<u32>,
-    ring: Vec<CellIndex>,
-    generation: u32,
-}
-
-impl SearchScratch {
-    fn begin(&mut self, entries: usize) {
-        self.heap.clear();
-        if self.seen.len() < entries {
-            self.seen.resize(entries, 0);
-        }
-        self.generation = self.generation.wrapping_add(1);
-        if self.generation == 0 {
-            self.seen.fill(0);
-            self.generation = 1;
-        }
-    }
-}
-
-/// Where a ring walk is: the next ring, and whether everything has been seen.
-struct Walk {
-    origin: CellIndex,
-    next_k: u32,
-    cells_seen: usize,
-    exhausted: bool,
+pub(super) struct Slot {
+    pub(super) entry: u32,
+    pub(super) point: GeoPoint,
+    /// Copies of what the first check of every candidate reads (status, radius), so that the
+    /// thousands a far search rejects on them never touch their entries.
+    pub(super) available: bool,
+    pub(super) radius_km: f64,
 }
 
 /// Realtors by H3 cell with their calendars; single writer, many searches.
 #[derive(Debug, Clone)]
 pub struct RealtorIndex {
-    resolution: Resolution,
-    entries: Vec<Entry>,
+    pub(super) resolution: Resolution,
+    pub(super) entries: Vec<Entry>,
     by_id: FxHashMap<RealtorId, u32>,
-    cells: FxHashMap<CellIndex, Vec<Slot>>,
+    pub(super) cells: FxHashMap<CellIndex, Vec<Slot>>,
+    /// The same realtors by their home's cell two resolutions coarser (49 times the area),
+    /// for searches that must reach far: a few large rings instead of thousands of small ones.
+    /// Each cell's realtors are sorted by service radius.
+    pub(super) coarse: Option<(Resolution, FxHashMap<CellIndex, CoarseCell>)>,
     /// Largest service radius ever indexed (a bound; it never shrinks).
-    max_radius_km: f64,
+    pub(super) max_radius_km: f64,
+    /// Every distinct set of working hours ever indexed (a few per city; never shrinks).
+    pub(super) hours: Vec<WorkingHours>,
+    hours_by_fingerprint: FxHashMap<u64, Vec<u32>>,
 }
 
 impl Default for RealtorIndex {
@@ -136,8 +104,29 @@ impl RealtorIndex {
             entries: Vec::new(),
             by_id: FxHashMap::default(),
             cells: FxHashMap::default(),
+            coarse: resolution
+                .pred()
+                .and_then(Resolution::pred)
+                .map(|r| (r, FxHashMap::default())),
             max_radius_km: 0.0,
+            hours: Vec::new(),
+            hours_by_fingerprint: FxHashMap::default(),
         }
+    }
+
+    /// The id of `hours` in [`RealtorIndex::hours`], adding it when new.
+    fn intern(&mut self, hours: &WorkingHours) -> u32 {
+        let ids = self
+            .hours_by_fingerprint
+            .entry(hours.fingerprint())
+            .or_default();
+        if let Some(&id) = ids.iter().find(|&&id| self.hours[id as usize] == *hours) {
+            return id;
+        }
+        let id = u32::try_from(self.hours.len()).unwrap_or(u32::MAX);
+        self.hours.push(hours.clone());
+        ids.push(id);
+        id
     }
 
     /// The search resolution.
@@ -174,42 +163,71 @@ impl RealtorIndex {
     pub fn upsert(&mut self, realtor: Realtor) {
         self.max_radius_km = self.max_radius_km.max(realtor.service_radius_km());
         let cell = realtor.home.cell(self.resolution);
+        let coarse_cell = self.coarse.as_ref().map(|(r, _)| realtor.home.cell(*r));
         let point = realtor.home.point();
-        match self.by_id.entry(realtor.id) {
+        let hours = self.intern(&realtor.hours);
+        let idx = match self.by_id.entry(realtor.id) {
             MapEntry::Occupied(slot) => {
                 let idx = *slot.get();
                 let e = &mut self.entries[idx as usize];
-                let old_cell = e.cell;
+                let (old_cell, old_coarse) = (e.cell, e.coarse_cell);
                 e.calendar.set_home(realtor.home);
                 e.realtor = realtor;
                 e.cell = cell;
-                Self::unlink(&mut self.cells, old_cell, idx);
-                self.cells
-                    .entry(cell)
-                    .or_default()
-                    .push(Slot { entry: idx, point });
+                e.coarse_cell = coarse_cell;
+                e.hours = hours;
+                self.unlink(old_cell, old_coarse, idx);
+                idx
             }
             MapEntry::Vacant(slot) => {
                 let idx = u32::try_from(self.entries.len()).unwrap_or(u32::MAX);
                 slot.insert(idx);
-                self.cells
-                    .entry(cell)
-                    .or_default()
-                    .push(Slot { entry: idx, point });
                 self.entries.push(Entry {
                     calendar: Calendar::new(realtor.home),
                     realtor,
                     cell,
+                    coarse_cell,
+                    hours,
                 });
+                idx
             }
+        };
+        let e = &self.entries[idx as usize];
+        let slot = Slot {
+            entry: idx,
+            point,
+            available: e.realtor.status == RealtorStatus::Available,
+            radius_km: e.realtor.service_radius_km(),
+        };
+        self.cells.entry(cell).or_default().push(slot);
+        if let (Some((_, coarse)), Some(c)) = (self.coarse.as_mut(), coarse_cell) {
+            let cc = coarse.entry(c).or_insert_with(|| CoarseCell {
+                centre: point, // any point does; the first home is near the middle
+                reach_km: 0.0,
+                slots: Vec::new(),
+            });
+            cc.reach_km = cc.reach_km.max(cc.centre.distance_km(&point));
+            let at = cc.slots.partition_point(|s| s.radius_km < slot.radius_km);
+            cc.slots.insert(at, slot);
         }
     }
 
-    fn unlink(cells: &mut FxHashMap<CellIndex, Vec<Slot>>, cell: CellIndex, idx: u32) {
-        if let Some(slots) = cells.get_mut(&cell) {
-            slots.retain(|s| s.entry != idx);
-            if slots.is_empty() {
-                cells.remove(&cell);
+    fn unlink(&mut self, cell: CellIndex, coarse_cell: Option<CellIndex>, idx: u32) {
+        let unlink_from = |cells: &mut FxHashMap<CellIndex, Vec<Slot>>, cell: CellIndex| {
+            if let Some(slots) = cells.get_mut(&cell) {
+                slots.retain(|s| s.entry != idx);
+                if slots.is_empty() {
+                    cells.remove(&cell);
+                }
+            }
+        };
+        unlink_from(&mut self.cells, cell);
+        if let (Some((_, coarse)), Some(c)) = (self.coarse.as_mut(), coarse_cell) {
+            if let Some(cc) = coarse.get_mut(&c) {
+                cc.slots.retain(|s| s.entry != idx);
+                if cc.slots.is_empty() {
+                    coarse.remove(&c);
+                }
             }
         }
     }
@@ -217,18 +235,25 @@ impl RealtorIndex {
     /// Removes a realtor, returning their profile and calendar.
     pub fn remove(&mut self, id: RealtorId) -> Option<(Realtor, Calendar)> {
         let idx = self.by_id.remove(&id)?;
-        let cell = self.entries[idx as usize].cell;
-        Self::unlink(&mut self.cells, cell, idx);
+        let (cell, coarse_cell) = {
+            let e = &self.entries[idx as usize];
+            (e.cell, e.coarse_cell)
+        };
+        self.unlink(cell, coarse_cell, idx);
         let last = u32::try_from(self.entries.len() - 1).unwrap_or(u32::MAX);
         let removed = self.entries.swap_remove(idx as usize);
         if idx != last {
-            // The last entry moved into `idx`: repoint its id and its cell slot.
+            // The last entry moved into `idx`: repoint its id and its cells' slots.
             let moved = &self.entries[idx as usize];
             self.by_id.insert(moved.realtor.id, idx);
-            if let Some(slots) = self.cells.get_mut(&moved.cell) {
-                for s in slots.iter_mut().filter(|s| s.entry == last) {
+            let repoint = |slots: Option<&mut Vec<Slot>>| {
+                for s in slots.into_iter().flatten().filter(|s| s.entry == last) {
                     s.entry = idx;
                 }
+            };
+            repoint(self.cells.get_mut(&moved.cell));
+            if let (Some((_, coarse)), Some(c)) = (self.coarse.as_mut(), moved.coarse_cell) {
+                repoint(coarse.get_mut(&c).map(|cc| &mut cc.slots));
             }
         }
         Some((removed.realtor, removed.calendar))
@@ -244,7 +269,18 @@ impl RealtorIndex {
         status: RealtorStatus,
     ) -> Result<(), UnknownRealtor> {
         let idx = *self.by_id.get(&id).ok_or(UnknownRealtor(id))?;
-        self.entries[idx as usize].realtor.status = status;
+        let e = &mut self.entries[idx as usize];
+        e.realtor.status = status;
+        let available = status == RealtorStatus::Available;
+        let update = |slots: Option<&mut Vec<Slot>>| {
+            for s in slots.into_iter().flatten().filter(|s| s.entry == idx) {
+                s.available = available;
+            }
+        };
+        update(self.cells.get_mut(&e.cell));
+        if let (Some((_, coarse)), Some(c)) = (self.coarse.as_mut(), e.coarse_cell) {
+            update(coarse.get_mut(&c).map(|cc| &mut cc.slots));
+        }
         Ok(())
     }
 
@@ -302,198 +338,6 @@ impl RealtorIndex {
     pub fn release(&mut self, realtor: RealtorId, tour: TourId) -> Option<Booking> {
         let idx = *self.by_id.get(&realtor)?;
         self.entries[idx as usize].calendar.remove(tour)
-    }
-
-    /// The exact decision for `plan` under `policy` (CONTRACT 5.3, 5.4).
-    #[must_use]
-    pub fn search(&self, plan: &TourPlan, policy: &dyn Policy) -> Decision {
-        self.search_with(plan, policy, &mut SearchScratch::default())
-    }
-
-    /// [`RealtorIndex::search`] reusing buffers.
-    pub fn search_with(
-        &self,
-        plan: &TourPlan,
-        policy: &dyn Policy,
-        scratch: &mut SearchScratch,
-    ) -> Decision {
-        let target = plan.first().point();
-        let slack = policy.slack_km();
-        let mut walk = self.walk(plan.first());
-        let mut feasible: Vec<Feasible> = Vec::new();
-        let mut reports: Vec<CandidateReport> = Vec::new();
-        let mut nearest_feasible: Option<f64> = None;
-        scratch.begin(self.entries.len());
-        if !plan.fits_window() {
-            let mut d = Decision::decide(policy, feasible, reports, 0);
-            d.explanation.reason = Some("window_too_short".to_owned());
-            return d;
-        }
-        while let Some(bound) = self.explore(&mut walk, &target, scratch) {
-            for &(distance, entry) in &scratch.found {
-                let e = &self.entries[entry as usize];
-                if walk.exhausted && distance > self.max_radius_km {
-                    continue; // a scan reaches the whole index; nobody that far can ever serve here
-                }
-                match check_profile(&e.realtor, plan, distance) {
-                    Ok(()) => scratch.heap.push(Reverse(Pending { distance, entry })),
-                    Err(reason) => {
-                        reports.push(CandidateReport::rejected(e.realtor.id, distance, reason));
-                    }
-                }
-            }
-            // Evaluate, nearest first, whoever nothing unexplored can beat (or, once a feasible
-            // realtor is known, whoever is within the policy's slack of it).
-            while let Some(Reverse(top)) = scratch.heap.peek().copied() {
-                let limit = nearest_feasible.map_or(bound, |n| n + slack);
-                if top.distance > limit {
-                    break;
-                }
-                scratch.heap.pop();
-                let e = &self.entries[top.entry as usize];
-                match earliest_start(
-                    &e.realtor,
-                    &e.calendar,
-                    plan,
-                    top.distance,
-                    &mut scratch.feasibility,
-                ) {
-                    Ok(start) => {
-                        let (day_from, day_to) = e
-                            .realtor
-                            .hours
-                            .local_day_bounds(start, &mut scratch.feasibility.zones);
-                        let load = e.calendar.count_starting_in(day_from, day_to);
-                        let f = Feasible {
-                            realtor_id: e.realtor.id,
-                            distance_km: top.distance,
-                            start,
-                            end: start + plan.duration_seconds,
-                            day_load: u32::try_from(load).unwrap_or(u32::MAX),
-                        };
-                        nearest_feasible.get_or_insert(top.distance);
-                        reports.push(CandidateReport::feasible(&f));
-                        feasible.push(f);
-                    }
-                    Err(reason) => {
-                        reports.push(CandidateReport::rejected(
-                            e.realtor.id,
-                            top.distance,
-                            reason,
-                        ));
-                    }
-                }
-            }
-            let settled = nearest_feasible.is_some_and(|n| bound > n + slack);
-            if settled || bound > self.max_radius_km {
-                break;
-            }
-        }
-        // Realtors found beyond what decided the search were never in contention: leave them
-        // out; those within it but not evaluated lost on distance alone.
-        let decisive = nearest_feasible.map_or(f64::INFINITY, |n| n + slack);
-        reports.retain(|r| r.distance_km <= decisive);
-        for Reverse(p) in scratch.heap.drain() {
-            if p.distance <= decisive {
-                let id = self.entries[p.entry as usize].realtor.id;
-                reports.push(CandidateReport::not_evaluated(id, p.distance));
-            }
-        }
-        Decision::decide(policy, feasible, reports, walk.next_k)
-    }
-
-    /// Realtors able to take a one-stop tour of `visit_minutes` at `place` inside the plan's
-    /// window, within `radius_km` of it, nearest first: `(realtor, distance_km, earliest start)`.
-    #[must_use]
-    pub fn available_near(&self, plan: &TourPlan, radius_km: f64) -> Vec<(RealtorId, f64, i64)> {
-        let target = plan.first().point();
-        let mut walk = self.walk(plan.first());
-        let mut search = SearchScratch::default();
-        search.begin(self.entries.len());
-        let mut within = Vec::new();
-        while let Some(bound) = self.explore(&mut walk, &target, &mut search) {
-            within.extend(
-                search
-                    .found
-                    .iter()
-                    .filter(|(d, _)| *d <= radius_km)
-                    .copied(),
-            );
-            if bound > radius_km {
-                break;
-            }
-        }
-        within.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        let mut scratch = Scratch::default();
-        within
-            .into_iter()
-            .filter_map(|(d, entry)| {
-                let e = &self.entries[entry as usize];
-                earliest_start(&e.realtor, &e.calendar, plan, d, &mut scratch)
-                    .ok()
-                    .map(|s| (e.realtor.id, d, s))
-            })
-            .collect()
-    }
-
-    fn walk(&self, first: &Location) -> Walk {
-        Walk {
-            origin: first.cell(self.resolution),
-            next_k: 0,
-            cells_seen: 0,
-            exhausted: false,
-        }
-    }
-
-    /// Explores the next ring (or, when a ring would be larger than the occupied part of the
-    /// index, everything not seen yet), putting `(distance, entry)` of each realtor found into
-    /// `scratch.found`. Returns the bound on the distance of anything still unexplored; `None`
-    /// when done.
-    fn explore(
-        &self,
-        walk: &mut Walk,
-        target: &GeoPoint,
-        scratch: &mut SearchScratch,
-    ) -> Option<f64> {
-        scratch.found.clear();
-        if walk.exhausted {
-            return None;
-        }
-        let k = walk.next_k;
-        let generation = scratch.generation;
-        let ring_cells = if k == 0 { 1 } else { 6 * k as usize };
-        let scan = k > 0 && walk.cells_seen + ring_cells > self.cells.len();
-        let mut found = std::mem::take(&mut scratch.found);
-        let mut take = |slots: &Vec<Slot>, seen: &mut Vec<u32>| {
-            for s in slots {
-                let mark = &mut seen[s.entry as usize];
-                if *mark != generation {
-                    *mark = generation;
-                    found.push((s.point.distance_km(target), s.entry));
-                }
-            }
-        };
-        if scan {
-            walk.exhausted = true;
-            for slots in self.cells.values() {
-                take(slots, &mut scratch.seen);
-            }
-        } else {
-            ring_into(walk.origin, k, &mut scratch.ring);
-            walk.cells_seen += scratch.ring.len();
-            walk.next_k += 1;
-            for cell in &scratch.ring {
-                if let Some(slots) = self.cells.get(cell) {
-                    take(slots, &mut scratch.seen);
-                }
-            }
-        }
-        scratch.found = found;
-        Some(if scan {
-            f64::INFINITY
-        } else {
-            ring_bound_km(self.resolution, k)
-        })
     }
 
     /// Distance from a realtor's home to a location, if the realtor is indexed.

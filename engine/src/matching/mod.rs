@@ -3,3 +3,4 @@
 pub mod explain;
 pub mod index;
 pub mod policy;
+pub mod search;

@@ -1,0 +1,528 @@
+//! The exact ring search over a [`RealtorIndex`] (CONTRACT 5.4).
+//!
+//! Walk H3 rings outwards from the cell of the tour's first listing. After ring k, no unexplored
+//! realtor is nearer than [`crate::geo::ring_bound_km`]. Candidates wait in a min-heap by
+//! distance and are evaluated (calendar, working hours) nearest first, only once nothing
+//! unexplored can be nearer; the walk stops as soon as the bound passes the nearest feasible
+//! distance plus the policy's slack. After `FINE_RINGS` rings at the index's resolution the
+//! walk goes on in the index's coarse cells (two resolutions up), where realtors whose radius
+//! cannot reach the tour are passed over unread. When a ring would have more cells than the
+//! index has occupied cells, the rest of the index is scanned instead, so sparse indexes and far
+//! searches stay cheap.
+//!
+//! Evaluating a candidate is where an unassignable tour spends its time (it must prove that
+//! nobody in reach can take it), so it is done in cheap steps, each exact:
+//! 1. status, declines, radius;
+//! 2. whether the working hours fit the window at all, decided once per distinct set of hours;
+//! 3. the calendar with every travel buffer replaced by a lower bound from the triangle
+//!    inequality (no distance computed): no free start there proves there is none;
+//! 4. only then the calendar with the exact travel buffers.
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+
+use h3o::{CellIndex, Resolution};
+
+use crate::calendar::Footprint;
+use crate::feasibility::{
+    check_profile, earliest_start, first_free, hours_fit, RejectReason, Scratch,
+};
+use crate::geo::{
+    distance_km, ring_bound_km, ring_into, travel_minutes_for_km, GeoPoint, Location,
+};
+use crate::ids::RealtorId;
+use crate::matching::explain::{Decision, Seen, Verdict};
+use crate::matching::index::{CoarseCell, RealtorIndex, Slot};
+use crate::matching::policy::{Feasible, Policy};
+use crate::tour::TourPlan;
+
+/// A candidate waiting for evaluation, ordered by distance then entry.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Pending {
+    distance: f64,
+    entry: u32,
+}
+
+impl Eq for Pending {}
+impl PartialOrd for Pending {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Pending {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.distance
+            .total_cmp(&other.distance)
+            .then(self.entry.cmp(&other.entry))
+    }
+}
+
+/// Buffers reused across searches.
+#[derive(Debug, Default)]
+pub struct SearchScratch {
+    heap: BinaryHeap<Reverse<Pending>>,
+    found: Vec<(f64, Slot)>,
+    feasibility: Scratch,
+    /// `seen[entry] == generation` when the current search already found that realtor.
+    seen: Vec<u32>,
+    ring: Vec<CellIndex>,
+    generation: u32,
+    /// `hours_stamp[id] == generation` when `hours_span[id]` holds this search's UTC working
+    /// intervals of hours `id` (a range of `hours_pool`) and whether they fit the window.
+    hours_stamp: Vec<u32>,
+    hours_span: Vec<(u32, u32, bool)>,
+    hours_pool: Vec<(i64, i64)>,
+    intervals: Vec<(i64, i64)>,
+    forbidden: Vec<(i64, i64)>,
+    /// Every candidate the current search looked at.
+    reports: Vec<Seen>,
+}
+
+impl SearchScratch {
+    fn begin(&mut self, entries: usize, hours: usize) {
+        self.heap.clear();
+        self.hours_pool.clear();
+        self.reports.clear();
+        if self.seen.len() < entries {
+            self.seen.resize(entries, 0);
+        }
+        if self.hours_stamp.len() < hours {
+            self.hours_stamp.resize(hours, 0);
+            self.hours_span.resize(hours, (0, 0, false));
+        }
+        self.generation = self.generation.wrapping_add(1);
+        if self.generation == 0 {
+            self.seen.fill(0);
+            self.hours_stamp.fill(0);
+            self.generation = 1;
+        }
+    }
+}
+
+/// What every evaluation of one search shares.
+struct Query<'a> {
+    fp: Footprint<'a>,
+    ws: i64,
+    we: i64,
+    /// Whether the last stop differs from the first (its distance from home then matters too).
+    multi_stop: bool,
+}
+
+/// Rings walked at the index's resolution before switching to the coarse cells: enough for
+/// nearly every assignable tour (3 rings at the median), few enough that a tour nobody can
+/// take does not enumerate thousands of small cells.
+const FINE_RINGS: u32 = 8;
+
+/// Where a ring walk is: the next ring, and whether everything has been seen.
+struct Walk {
+    first: Location,
+    /// The first listing's cell at `resolution`.
+    origin: CellIndex,
+    resolution: Resolution,
+    /// Whether the walk moved on to the index's coarse cells.
+    coarse: bool,
+    next_k: u32,
+    /// Cells enumerated at `resolution`.
+    cells_seen: usize,
+    /// Rings explored, at both resolutions.
+    rings: u32,
+    /// What the fine rings proved: nobody unexplored is nearer.
+    floor: f64,
+    exhausted: bool,
+}
+
+/// Travel seconds no trip of at least `km` can take less than. The millimetre of slack keeps
+/// the bound below the engine's own rounding of `travel_minutes` (distances here are at most a
+/// few hundred km, where haversine's float error is far smaller).
+fn travel_at_least(km: f64) -> i64 {
+    if km <= 1e-6 {
+        0
+    } else {
+        travel_minutes_for_km(km - 1e-6) * 60
+    }
+}
+
+impl RealtorIndex {
+    /// The exact decision for `plan` under `policy` (CONTRACT 5.3, 5.4).
+    #[must_use]
+    pub fn search(&self, plan: &TourPlan, policy: &dyn Policy) -> Decision {
+        self.search_with(plan, policy, &mut SearchScratch::default())
+    }
+
+    /// [`RealtorIndex::search`] reusing buffers.
+    pub fn search_with(
+        &self,
+        plan: &TourPlan,
+        policy: &dyn Policy,
+        scratch: &mut SearchScratch,
+    ) -> Decision {
+        let target = plan.first().point();
+        let slack = policy.slack_km();
+        let mut walk = self.walk(plan);
+        let mut feasible: Vec<Feasible> = Vec::new();
+        let mut nearest_feasible: Option<f64> = None;
+        scratch.begin(self.entries.len(), self.hours.len());
+        if !plan.fits_window() {
+            let mut d = Decision::decide(policy, feasible, Vec::new(), 0);
+            d.explanation.reason = Some("window_too_short".to_owned());
+            return d;
+        }
+        let q = self.query(plan);
+        while let Some(bound) = self.explore(&mut walk, &target, scratch) {
+            let found = std::mem::take(&mut scratch.found);
+            for &(distance, slot) in &found {
+                let entry = slot.entry;
+                if walk.exhausted && distance > self.max_radius_km {
+                    continue; // a scan reaches the whole index; nobody that far can ever serve here
+                }
+                // Far out (the coarse rings), candidates come by the hundred and few survive
+                // the cheap steps: rejecting them on arrival keeps them out of the heap. (Those
+                // beyond what decides the search are dropped below, as if never evaluated.)
+                let verdict = self.check_slot(plan, &slot, distance).and_then(|()| {
+                    if walk.coarse {
+                        self.screen(&q, entry, distance, scratch)
+                    } else {
+                        Ok(())
+                    }
+                });
+                match verdict {
+                    Ok(()) => scratch.heap.push(Reverse(Pending { distance, entry })),
+                    Err(reason) => scratch.reports.push(Seen {
+                        distance_km: distance,
+                        entry,
+                        verdict: Verdict::Rejected(reason),
+                    }),
+                }
+            }
+            scratch.found = found;
+            // Evaluate, nearest first, whoever nothing unexplored can beat (or, once a feasible
+            // realtor is known, whoever is within the policy's slack of it).
+            while let Some(Reverse(top)) = scratch.heap.peek().copied() {
+                let limit = nearest_feasible.map_or(bound, |n| n + slack);
+                if top.distance > limit {
+                    break;
+                }
+                scratch.heap.pop();
+                let e = &self.entries[top.entry as usize];
+                match self.evaluate(&q, top.entry, top.distance, scratch) {
+                    Ok(start) => {
+                        let (day_from, day_to) = e
+                            .realtor
+                            .hours
+                            .local_day_bounds(start, &mut scratch.feasibility.zones);
+                        let load = e.calendar.count_starting_in(day_from, day_to);
+                        let f = Feasible {
+                            realtor_id: e.realtor.id,
+                            distance_km: top.distance,
+                            start,
+                            end: start + plan.duration_seconds,
+                            day_load: u32::try_from(load).unwrap_or(u32::MAX),
+                        };
+                        nearest_feasible.get_or_insert(top.distance);
+                        scratch.reports.push(Seen {
+                            distance_km: top.distance,
+                            entry: top.entry,
+                            verdict: Verdict::Feasible(
+                                u32::try_from(feasible.len()).unwrap_or(u32::MAX),
+                            ),
+                        });
+                        feasible.push(f);
+                    }
+                    Err(reason) => scratch.reports.push(Seen {
+                        distance_km: top.distance,
+                        entry: top.entry,
+                        verdict: Verdict::Rejected(reason),
+                    }),
+                }
+            }
+            let settled = nearest_feasible.is_some_and(|n| bound > n + slack);
+            if settled || bound > self.max_radius_km {
+                break;
+            }
+        }
+        // Realtors found beyond what decided the search were never in contention: leave them
+        // out; those within it but not evaluated lost on distance alone.
+        let decisive = nearest_feasible.map_or(f64::INFINITY, |n| n + slack);
+        scratch.reports.retain(|r| r.distance_km <= decisive);
+        for Reverse(p) in scratch.heap.drain() {
+            if p.distance <= decisive {
+                scratch.reports.push(Seen {
+                    distance_km: p.distance,
+                    entry: p.entry,
+                    verdict: Verdict::NotEvaluated,
+                });
+            }
+        }
+        Decision::from_search(
+            policy,
+            feasible,
+            &mut scratch.reports,
+            walk.rings,
+            |entry| self.entries[entry as usize].realtor.id,
+        )
+    }
+
+    fn query<'a>(&self, plan: &'a TourPlan) -> Query<'a> {
+        let (ws, we) = plan.window.seconds();
+        Query {
+            fp: Footprint {
+                first: plan.first(),
+                last: plan.last(),
+                duration: plan.duration_seconds,
+            },
+            ws,
+            we,
+            multi_stop: plan.stops.len() > 1,
+        }
+    }
+
+    /// The earliest feasible start of the plan for realtor `entry` (who passed
+    /// [`check_profile`] at `distance`), or why there is none: the answer of
+    /// [`crate::feasibility::earliest_start`], reached in the cheap steps of the module doc.
+    fn evaluate(
+        &self,
+        q: &Query<'_>,
+        entry: u32,
+        distance: f64,
+        scratch: &mut SearchScratch,
+    ) -> Result<i64, RejectReason> {
+        self.screen(q, entry, distance, scratch)?;
+        let e = &self.entries[entry as usize];
+        let d = q.fp.duration;
+        let (from, to, _) = self.hours_for(q, e.hours, scratch);
+        let intervals = &scratch.hours_pool[from..to];
+        let last_km = self.last_km(q, entry, distance);
+        e.calendar.forbidden_starts_known(
+            &q.fp,
+            distance.max(last_km),
+            q.ws,
+            q.we - d,
+            &mut scratch.forbidden,
+        );
+        first_free(intervals, q.ws, q.we, d, &scratch.forbidden).ok_or(RejectReason::Overlap)
+    }
+
+    /// [`check_profile`] from the copies in `slot` (the entry is read only for declines).
+    fn check_slot(&self, plan: &TourPlan, slot: &Slot, distance: f64) -> Result<(), RejectReason> {
+        if !slot.available {
+            return Err(RejectReason::Unavailable);
+        }
+        if !plan.declined.is_empty() {
+            let e = &self.entries[slot.entry as usize];
+            return check_profile(&e.realtor, plan, distance);
+        }
+        if distance > slot.radius_km {
+            return Err(RejectReason::OutOfRadius);
+        }
+        Ok(())
+    }
+
+    /// Steps 2 and 3 of the module doc: `Err` proves the realtor cannot take the tour (the
+    /// reason [`crate::feasibility::earliest_start`] would give); `Ok` decides nothing.
+    fn screen(
+        &self,
+        q: &Query<'_>,
+        entry: u32,
+        distance: f64,
+        scratch: &mut SearchScratch,
+    ) -> Result<(), RejectReason> {
+        let e = &self.entries[entry as usize];
+        let d = q.fp.duration;
+        let (from, to, fits) = self.hours_for(q, e.hours, scratch);
+        if !fits {
+            return Err(RejectReason::OutsideWorkingHours);
+        }
+        // Every booked stop lies within `reach` of home, so by the triangle inequality no
+        // travel between one and the tour is shorter than the tour's distance beyond it.
+        let reach = e.calendar.reach_km();
+        let last_km = self.last_km(q, entry, distance);
+        let free = e.calendar.free_start_at_least(
+            d,
+            travel_at_least(distance - reach),
+            travel_at_least(last_km - reach),
+            (q.ws, q.we),
+            &scratch.hours_pool[from..to],
+        );
+        free.map(|_| ()).ok_or(RejectReason::Overlap)
+    }
+
+    /// Home of realtor `entry` to the tour's last stop (`distance` is to the first).
+    fn last_km(&self, q: &Query<'_>, entry: u32, distance: f64) -> f64 {
+        if q.multi_stop {
+            distance_km(&self.entries[entry as usize].realtor.home, q.fp.last)
+        } else {
+            distance
+        }
+    }
+
+    /// This search's UTC working intervals of hours `id` (a range of `scratch.hours_pool`) and
+    /// whether they fit the window, converted on first use.
+    fn hours_for(
+        &self,
+        q: &Query<'_>,
+        id: u32,
+        scratch: &mut SearchScratch,
+    ) -> (usize, usize, bool) {
+        let i = id as usize;
+        if scratch.hours_stamp[i] != scratch.generation {
+            self.hours[i].utc_intervals(
+                q.ws,
+                q.we,
+                &mut scratch.intervals,
+                &mut scratch.feasibility.zones,
+            );
+            let from = u32::try_from(scratch.hours_pool.len()).unwrap_or(u32::MAX);
+            scratch.hours_pool.extend_from_slice(&scratch.intervals);
+            let to = u32::try_from(scratch.hours_pool.len()).unwrap_or(u32::MAX);
+            let fits = hours_fit(&scratch.intervals, q.ws, q.we, q.fp.duration);
+            scratch.hours_stamp[i] = scratch.generation;
+            scratch.hours_span[i] = (from, to, fits);
+        }
+        let (from, to, fits) = scratch.hours_span[i];
+        (from as usize, to as usize, fits)
+    }
+
+    /// Realtors able to take a one-stop tour of `visit_minutes` at `place` inside the plan's
+    /// window, within `radius_km` of it, nearest first: `(realtor, distance_km, earliest start)`.
+    #[must_use]
+    pub fn available_near(&self, plan: &TourPlan, radius_km: f64) -> Vec<(RealtorId, f64, i64)> {
+        let target = plan.first().point();
+        let mut walk = self.walk(plan);
+        let mut search = SearchScratch::default();
+        search.begin(self.entries.len(), self.hours.len());
+        let mut within = Vec::new();
+        while let Some(bound) = self.explore(&mut walk, &target, &mut search) {
+            within.extend(
+                search
+                    .found
+                    .iter()
+                    .filter(|(d, _)| *d <= radius_km)
+                    .map(|&(d, slot)| (d, slot.entry)),
+            );
+            // Nobody beyond every service radius can take anything.
+            if bound > radius_km || bound > self.max_radius_km {
+                break;
+            }
+        }
+        within.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        let mut scratch = Scratch::default();
+        within
+            .into_iter()
+            .filter_map(|(d, entry)| {
+                let e = &self.entries[entry as usize];
+                earliest_start(&e.realtor, &e.calendar, plan, d, &mut scratch)
+                    .ok()
+                    .map(|s| (e.realtor.id, d, s))
+            })
+            .collect()
+    }
+
+    fn walk(&self, plan: &TourPlan) -> Walk {
+        Walk {
+            first: *plan.first(),
+            origin: plan.first_cell(self.resolution),
+            resolution: self.resolution,
+            coarse: false,
+            next_k: 0,
+            cells_seen: 0,
+            rings: 0,
+            floor: 0.0,
+            exhausted: false,
+        }
+    }
+
+    /// Explores the next ring (or, when a ring would be larger than the occupied part of the
+    /// index, everything not seen yet), putting `(distance, slot)` of each realtor found into
+    /// `scratch.found`. Returns the bound on the distance of anything still unexplored; `None`
+    /// when done.
+    fn explore(
+        &self,
+        walk: &mut Walk,
+        target: &GeoPoint,
+        scratch: &mut SearchScratch,
+    ) -> Option<f64> {
+        scratch.found.clear();
+        if walk.exhausted {
+            return None;
+        }
+        if !walk.coarse && walk.next_k >= FINE_RINGS {
+            if let Some((res, _)) = &self.coarse {
+                // Whoever the fine rings did not reach is at least this far; the coarse rings
+                // start again from the centre (finding the fine rings' realtors again, who are
+                // skipped as seen) and only add to the bound once they pass it.
+                walk.floor = ring_bound_km(self.resolution, walk.next_k - 1);
+                walk.coarse = true;
+                walk.resolution = *res;
+                walk.origin = walk.first.cell(*res);
+                walk.next_k = 0;
+                walk.cells_seen = 0;
+            }
+        }
+        let generation = scratch.generation;
+        let mut found = std::mem::take(&mut scratch.found);
+        let mut take = |slots: &[Slot], seen: &mut Vec<u32>| {
+            for s in slots {
+                let mark = &mut seen[s.entry as usize];
+                if *mark != generation {
+                    *mark = generation;
+                    found.push((s.point.distance_km(target), *s));
+                }
+            }
+        };
+        let k = walk.next_k;
+        let ring_cells = if k == 0 { 1 } else { 6 * k as usize };
+        let occupied = match &self.coarse {
+            Some((_, coarse)) if walk.coarse => coarse.len(),
+            _ => self.cells.len(),
+        };
+        let scan = k > 0 && walk.cells_seen + ring_cells > occupied;
+        if scan {
+            walk.exhausted = true;
+        } else {
+            ring_into(walk.origin, k, &mut scratch.ring);
+            walk.cells_seen += scratch.ring.len();
+            walk.next_k += 1;
+            walk.rings += 1;
+        }
+        match &self.coarse {
+            Some((_, coarse)) if walk.coarse => {
+                // Nobody in a coarse cell is nearer than its centre's distance less its reach:
+                // realtors with a smaller radius are out of radius, and as the cell sorts them
+                // first they are passed over unread, neither looked at nor reported.
+                let mut visit = |cc: &CoarseCell| {
+                    let nearest = cc.centre.distance_km(target) - cc.reach_km - 1e-6;
+                    let from = cc.slots.partition_point(|s| s.radius_km < nearest);
+                    take(&cc.slots[from..], &mut scratch.seen);
+                };
+                if scan {
+                    coarse.values().for_each(&mut visit);
+                } else {
+                    scratch
+                        .ring
+                        .iter()
+                        .filter_map(|c| coarse.get(c))
+                        .for_each(visit);
+                }
+            }
+            _ => {
+                if scan {
+                    for slots in self.cells.values() {
+                        take(slots, &mut scratch.seen);
+                    }
+                } else {
+                    for cell in &scratch.ring {
+                        if let Some(slots) = self.cells.get(cell) {
+                            take(slots, &mut scratch.seen);
+                        }
+                    }
+                }
+            }
+        }
+        scratch.found = found;
+        Some(if scan {
+            f64::INFINITY
+        } else {
+            walk.floor.max(ring_bound_km(walk.resolution, k))
+        })
+    }
+}
