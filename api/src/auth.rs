@@ -210,6 +210,33 @@ impl FromRequest for Caller {
     }
 }
 
+/// The caller of an endpoint browsers reach with `EventSource` (which cannot send headers):
+/// the `Authorization` header when present, otherwise `?access_token=`.
+///
+/// # Errors
+/// 401 without a token or with an invalid one.
+pub fn caller_from_header_or_query(req: &HttpRequest) -> Result<Caller, ApiError> {
+    if let Some(caller) = caller_from(req)? {
+        return Ok(caller);
+    }
+    let query =
+        web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+            .map_err(|_| ApiError::new(Code::BadRequest, "invalid query string"))?;
+    let token = query
+        .get("access_token")
+        .map(|t| t.trim())
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::new(Code::Unauthenticated, "an access token is required"))?;
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .ok_or_else(|| ApiError::internal(&std::io::Error::other("no app state")))?;
+    let claims = state.jwt.check(token)?;
+    Ok(Caller {
+        id: claims.sub,
+        role: claims.role,
+    })
+}
+
 /// A caller who may be anonymous; a token that is present must still be valid.
 #[derive(Debug, Clone, Copy)]
 pub struct MaybeCaller(pub Option<Caller>);

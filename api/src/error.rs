@@ -43,6 +43,8 @@ error_codes! {
     EmailTaken => "email_taken", CONFLICT;
     Conflict => "conflict", CONFLICT;
     IllegalTransition => "illegal_transition", CONFLICT;
+    TourNotCompleted => "tour_not_completed", CONFLICT;
+    AlreadyReviewed => "already_reviewed", CONFLICT;
     PayloadTooLarge => "payload_too_large", PAYLOAD_TOO_LARGE;
     UnsupportedMediaType => "unsupported_media_type", UNSUPPORTED_MEDIA_TYPE;
     Invalid => "invalid", UNPROCESSABLE_ENTITY;

@@ -1,16 +1,21 @@
-//! Prometheus metrics: request counts and a latency histogram per route, tours by status.
+//! Prometheus metrics: request counts and a latency histogram per route, tours by status, and
+//! match latency (a tour's creation to its first assigned/unassignable outcome).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpResponse};
+use actors::store::TourRecord;
+use chrono::{DateTime, Utc};
+use engine::{TourId, TourStatus};
 use sea_orm::sea_query::{Expr, Query};
 use sea_orm::ConnectionTrait;
+use tokio::sync::{broadcast, watch};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -20,17 +25,64 @@ const BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
 
-#[derive(Default)]
+/// Upper bounds of the match latency buckets, in seconds (an unassignable tour has to look
+/// at every calendar in reach, so the tail is long).
+const MATCH_BUCKETS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// The outcomes match latency is split by.
+const OUTCOMES: [TourStatus; 2] = [TourStatus::Assigned, TourStatus::Unassignable];
+
 struct Histogram {
-    counts: [u64; BUCKETS.len()],
+    bounds: &'static [f64],
+    counts: Vec<u64>,
     count: u64,
     sum: f64,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Self::new(&BUCKETS)
+    }
+}
+
+impl Histogram {
+    fn new(bounds: &'static [f64]) -> Self {
+        Self {
+            bounds,
+            counts: vec![0; bounds.len()],
+            count: 0,
+            sum: 0.0,
+        }
+    }
+
+    fn observe(&mut self, seconds: f64) {
+        self.count += 1;
+        self.sum += seconds;
+        for (bound, n) in self.bounds.iter().zip(&mut self.counts) {
+            if seconds <= *bound {
+                *n += 1;
+            }
+        }
+    }
+
+    /// The `_bucket`, `_sum` and `_count` lines (cumulative buckets, as Prometheus wants).
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        for (bound, n) in self.bounds.iter().zip(&self.counts) {
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {n}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", self.count);
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum);
+        let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count);
+    }
 }
 
 #[derive(Default)]
 struct Inner {
     requests: BTreeMap<(String, String, u16), u64>,
     latency: BTreeMap<(String, String), Histogram>,
+    matching: BTreeMap<&'static str, Histogram>,
 }
 
 /// The process's counters.
@@ -49,17 +101,24 @@ impl Metrics {
             .requests
             .entry((method.to_owned(), route.to_owned(), status))
             .or_default() += 1;
-        let h = inner
+        inner
             .latency
             .entry((method.to_owned(), route.to_owned()))
-            .or_default();
-        h.count += 1;
-        h.sum += seconds;
-        for (i, bound) in BUCKETS.iter().enumerate() {
-            if seconds <= *bound {
-                h.counts[i] += 1;
-            }
-        }
+            .or_default()
+            .observe(seconds);
+    }
+
+    /// Records how long a tour waited for its first outcome (`assigned` or `unassignable`).
+    pub fn observe_match(&self, outcome: TourStatus, seconds: f64) {
+        let mut inner = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        inner
+            .matching
+            .entry(outcome.as_str())
+            .or_insert_with(|| Histogram::new(&MATCH_BUCKETS))
+            .observe(seconds);
     }
 
     fn render(&self, out: &mut String) {
@@ -78,28 +137,76 @@ impl Metrics {
         out.push_str("# HELP tourwise_http_request_duration_seconds HTTP request latency.\n");
         out.push_str("# TYPE tourwise_http_request_duration_seconds histogram\n");
         for ((method, route), h) in &inner.latency {
-            let labels = format!("method=\"{method}\",route=\"{route}\"");
-            for (bound, n) in BUCKETS.iter().zip(h.counts) {
-                let _ = writeln!(
-                    out,
-                    "tourwise_http_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {n}"
-                );
+            h.render(
+                out,
+                "tourwise_http_request_duration_seconds",
+                &format!("method=\"{method}\",route=\"{route}\""),
+            );
+        }
+        out.push_str(
+            "# HELP tourwise_match_latency_seconds Time from a tour's creation to its first \
+             outcome (assigned or unassignable).\n",
+        );
+        out.push_str("# TYPE tourwise_match_latency_seconds histogram\n");
+        let empty = Histogram::new(&MATCH_BUCKETS);
+        for outcome in OUTCOMES.map(TourStatus::as_str) {
+            inner.matching.get(outcome).unwrap_or(&empty).render(
+                out,
+                "tourwise_match_latency_seconds",
+                &format!("outcome=\"{outcome}\""),
+            );
+        }
+    }
+}
+
+/// Tours followed for their first outcome at most; past it the oldest are forgotten.
+const MAX_WAITING: usize = 100_000;
+
+/// Feeds `tourwise_match_latency_seconds` from the runtime's committed tour changes until
+/// `stopping` turns true: a tour's first `assigned` or `unassignable` record observes
+/// `updated_at - created_at` (both stamped by the store).
+pub async fn match_latency(
+    metrics: Arc<Metrics>,
+    mut changes: broadcast::Receiver<TourRecord>,
+    mut stopping: watch::Receiver<bool>,
+) {
+    // Tours seen created here and not settled yet.
+    let mut waiting: HashMap<TourId, DateTime<Utc>> = HashMap::new();
+    loop {
+        let received = tokio::select! {
+            r = changes.recv() => r,
+            _ = stopping.changed() => return,
+        };
+        let tour = match received {
+            Ok(tour) => tour,
+            // Missed changes: their tours are still counted by the version rule below.
+            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        match tour.status {
+            TourStatus::Pending if tour.version == 0 => {
+                if waiting.len() >= MAX_WAITING {
+                    let cutoff = Utc::now() - chrono::Duration::hours(1);
+                    waiting.retain(|_, created| *created > cutoff);
+                    if waiting.len() >= MAX_WAITING {
+                        waiting.clear();
+                    }
+                }
+                waiting.insert(tour.id, tour.created_at);
             }
-            let _ = writeln!(
-                out,
-                "tourwise_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
-                h.count
-            );
-            let _ = writeln!(
-                out,
-                "tourwise_http_request_duration_seconds_sum{{{labels}}} {}",
-                h.sum
-            );
-            let _ = writeln!(
-                out,
-                "tourwise_http_request_duration_seconds_count{{{labels}}} {}",
-                h.count
-            );
+            TourStatus::Assigned | TourStatus::Unassignable => {
+                // A tour's first change after creation (version 1) is its first outcome
+                // when it is one; tours created while this task was behind count that way.
+                if waiting.remove(&tour.id).is_some() || tour.version == 1 {
+                    let seconds = (tour.updated_at - tour.created_at)
+                        .to_std()
+                        .map_or(0.0, |d| d.as_secs_f64());
+                    metrics.observe_match(tour.status, seconds);
+                }
+            }
+            _ => {
+                waiting.remove(&tour.id);
+            }
         }
     }
 }

@@ -59,6 +59,10 @@ pub enum Capability {
     QueryAssignments,
     /// `/assignments/{id}/explain` and `/assignments/stats`.
     ExplainAssignments,
+    /// Review the realtor of a completed tour (own tour, once).
+    ReviewTour,
+    /// Hide a review (moderation).
+    ModerateReviews,
 }
 
 /// How far a permitted caller may reach.
@@ -74,7 +78,7 @@ use Access::{Any, Own};
 use Capability::*;
 
 /// CONTRACT 3: `(capability, [customer, realtor, provider, admin])`; `None` forbids.
-const TABLE: [(Capability, [Option<Access>; 4]); 9] = [
+const TABLE: [(Capability, [Option<Access>; 4]); 11] = [
     (ManageListing, [None, None, Some(Own), Some(Any)]),
     (Shop, [Some(Own), None, None, None]),
     (ReadTour, [Some(Own), Some(Own), None, Some(Any)]),
@@ -84,6 +88,9 @@ const TABLE: [(Capability, [Option<Access>; 4]); 9] = [
     (QueryAvailability, [None, None, None, Some(Any)]),
     (QueryAssignments, [None, Some(Own), None, Some(Any)]),
     (ExplainAssignments, [None, None, None, Some(Any)]),
+    // Admins moderate reviews; they do not write them.
+    (ReviewTour, [Some(Own), None, None, None]),
+    (ModerateReviews, [None, None, None, Some(Any)]),
 ];
 
 /// What `role` may do with `capability`, `None` when forbidden.
@@ -106,13 +113,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_capability_has_one_row_and_admins_may_do_all_but_shop() {
+    fn every_capability_has_one_row_and_admins_may_do_all_but_shop_and_review() {
         for (i, (c, _)) in TABLE.iter().enumerate() {
             assert!(TABLE[..i].iter().all(|(d, _)| d != c), "{c:?} twice");
             let admin = access(Role::Admin, *c);
-            assert_eq!(admin.is_none(), *c == Shop, "{c:?}");
+            assert_eq!(admin.is_none(), matches!(c, Shop | ReviewTour), "{c:?}");
         }
         assert_eq!(access(Role::Provider, ManageListing), Some(Own));
         assert_eq!(access(Role::Customer, WorkTour), None);
+        assert_eq!(access(Role::Customer, ReviewTour), Some(Own));
+        assert_eq!(access(Role::Customer, ModerateReviews), None);
     }
 }

@@ -12,6 +12,7 @@ use actors::store::SeaStore;
 use anyhow::Context as _;
 use sea_orm::ConnectionTrait;
 use serde_json::json;
+use tokio::sync::watch;
 
 use crate::auth::{self, Jwt};
 use crate::config::Config;
@@ -29,18 +30,71 @@ pub struct Bound {
     pub bus: Arc<dyn EventBus>,
     runtime: Runtime,
     server: actix_web::dev::Server,
+    stopping: Arc<watch::Sender<bool>>,
+}
+
+/// Stops a running server as SIGTERM does (for embedding and tests).
+#[derive(Clone)]
+pub struct Stopper {
+    handle: actix_web::dev::ServerHandle,
+    stopping: Arc<watch::Sender<bool>>,
+}
+
+impl Stopper {
+    /// Ends the event streams, stops accepting, drains in-flight requests; [`Bound::run`]
+    /// then stops the engine and returns.
+    pub async fn stop(&self) {
+        let _ = self.stopping.send(true);
+        self.handle.stop(true).await;
+    }
 }
 
 impl Bound {
-    /// Serves until the process is told to stop (SIGTERM, SIGINT), then drains in-flight requests.
+    /// A handle that stops the server.
+    #[must_use]
+    pub fn stopper(&self) -> Stopper {
+        Stopper {
+            handle: self.server.handle(),
+            stopping: self.stopping.clone(),
+        }
+    }
+
+    /// Serves until the process is told to stop (SIGTERM, SIGINT) or [`Stopper::stop`], then
+    /// ends the event streams, drains in-flight requests and stops the engine.
     ///
     /// # Errors
     /// When the server fails while running.
     pub async fn run(self) -> std::io::Result<()> {
+        let stopper = self.stopper();
+        let signals = tokio::spawn(async move {
+            shutdown_signal().await;
+            stopper.stop().await;
+        });
         let result = self.server.await;
+        signals.abort();
+        let _ = self.stopping.send(true);
         self.runtime.shutdown().await;
         result
     }
+}
+
+/// SIGINT (Ctrl-C) or, on Unix, SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// Connects to every configured dependency (failing with a one-line reason when one is
@@ -96,14 +150,22 @@ pub async fn bind(config: &Config) -> anyhow::Result<Bound> {
     .await
     .context("the engine runtime did not start")?;
     runtime.start_outbox_relay(db.clone());
+    let (stopping, stopping_rx) = watch::channel(false);
+    let metrics = Arc::new(Metrics::default());
+    tokio::spawn(metrics::match_latency(
+        metrics.clone(),
+        runtime.tour_changes(),
+        stopping_rx.clone(),
+    ));
     let state = AppState {
+        stopping: stopping_rx,
         runtime: runtime.clone(),
         store,
         db,
         bus: bus.clone(),
         jwt: Arc::new(Jwt::new(&secret)),
         limits: Arc::new(Limiters::new(&config.limits)),
-        metrics: Arc::new(Metrics::default()),
+        metrics,
     };
     let server = HttpServer::new(move || {
         App::new()
@@ -116,6 +178,8 @@ pub async fn bind(config: &Config) -> anyhow::Result<Bound> {
             .default_service(web::to(not_found))
     })
     .workers(2)
+    // Signals are handled in `Bound::run`, which ends the event streams first.
+    .disable_signals()
     .bind(&config.http_addr)
     .with_context(|| format!("cannot listen on {}", config.http_addr))?;
     let addr = *server
@@ -127,6 +191,7 @@ pub async fn bind(config: &Config) -> anyhow::Result<Bound> {
         bus,
         runtime,
         server: server.shutdown_timeout(10).run(),
+        stopping: Arc::new(stopping),
     })
 }
 

@@ -52,4 +52,6 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The actor runtime (tours, realtors).
     pub runtime: Runtime,
+    /// Turns true when the server starts shutting down (long-lived streams end then).
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }

@@ -22,7 +22,7 @@ async fn answer(state: &AppState, tour: &TourRecord) -> Result<HttpResponse, Api
 }
 
 /// `PATCH /tours/{id}` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct Reschedule {
     window: RawWindow,
 }

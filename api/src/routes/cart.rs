@@ -19,7 +19,7 @@ use crate::state::AppState;
 pub const MAX_ITEMS: usize = engine::route::MAX_LISTINGS;
 
 /// `POST /cart/items` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct AddItem {
     listing_id: Uuid,
 }
@@ -130,7 +130,7 @@ pub async fn remove(
 }
 
 /// A window as sent: checked here so bad values are 422, not 400.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
 pub struct RawWindow {
     /// Start.
     pub start: DateTime<Utc>,
@@ -158,7 +158,7 @@ impl RawWindow {
 }
 
 /// `POST /cart/checkout` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct Checkout {
     window: RawWindow,
 }

@@ -19,7 +19,7 @@ pub const MIN_PASSWORD: usize = 8;
 const WRONG_CREDENTIALS: &str = "wrong email or password";
 
 /// `POST /iam/register` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Register {
     email: String,
@@ -29,7 +29,7 @@ pub struct Register {
 }
 
 /// `POST /iam/login` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Login {
     email: String,

@@ -30,7 +30,7 @@ const COLUMNS: [&str; 11] = [
 ];
 
 /// `{lat, lng}` as sent: checked into a [`Location`] (422 when out of range).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RawPoint {
     /// Latitude.
     pub lat: f64,
@@ -49,7 +49,7 @@ impl RawPoint {
 }
 
 /// A listing as stored.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Listing {
     /// Id.
     pub id: Uuid,
@@ -163,7 +163,7 @@ fn check_price(price: i64) -> Result<i64, ApiError> {
 }
 
 /// `POST /listings` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct NewListing {
     title: String,
     address: String,
@@ -228,7 +228,7 @@ pub async fn create(
 }
 
 /// `PATCH /listings/{id}` body: any subset of the fields.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct ListingPatch {
     title: Option<String>,
     address: Option<String>,

@@ -4,18 +4,25 @@
 pub mod actions;
 pub mod assignments;
 pub mod cart;
+pub mod doc;
+pub mod events;
 pub mod iam;
 pub mod listings;
 pub mod payments;
 pub mod realtors;
+pub mod reviews;
 pub mod tours;
 
 use actix_web::{web, HttpResponse, Route};
-use utoipa::openapi::path::{HttpMethod, OperationBuilder, PathItem, PathsBuilder};
+use utoipa::openapi::path::{
+    HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem, PathsBuilder,
+};
 use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{
-    ComponentsBuilder, ContentBuilder, InfoBuilder, OpenApi, OpenApiBuilder, ResponseBuilder,
+    ComponentsBuilder, ContentBuilder, InfoBuilder, OpenApi, OpenApiBuilder, Required,
+    ResponseBuilder,
 };
 
 use crate::metrics;
@@ -41,16 +48,30 @@ pub struct Endpoint {
     pub summary: &'static str,
     /// Authentication.
     pub auth: Auth,
-    /// Whether it takes a JSON body.
-    pub body: bool,
+    /// The request body's document (`None` without a body); registers its schemas.
+    pub request: fn(&mut doc::Schemas) -> Option<doc::Body>,
     /// Success status.
     pub ok: u16,
+    /// The success body's document (`None` when empty); registers its schemas.
+    pub response: fn(&mut doc::Schemas) -> Option<doc::Body>,
     /// The handler.
     pub route: fn() -> Route,
 }
 
+impl Endpoint {
+    /// Whether the endpoint reads a JSON body (required or optional).
+    #[must_use]
+    pub fn takes_body(&self) -> bool {
+        (self.request)(&mut Vec::new()).is_some()
+    }
+}
+
+/// `Method "/path" "summary", Auth, request(Type?), status response(Type?) => handler;`
+/// where request is `none()`, `json(T)` or `optional(T)` and response is `none()`,
+/// `json(T)`, `page(T)`, `array(T)`, `sse(T)`, `text()` or `object()` (see [`doc`]).
 macro_rules! endpoints {
-    ($($method:ident $path:literal $summary:literal, $auth:ident, $body:literal, $ok:literal => $handler:path;)*) => {
+    ($($method:ident $path:literal $summary:literal, $auth:ident,
+       $req:ident($($req_ty:ty)?), $ok:literal $resp:ident($($resp_ty:ty)?) => $handler:path;)*) => {
         /// Every endpoint of the API.
         #[must_use]
         pub fn endpoints() -> Vec<Endpoint> {
@@ -59,8 +80,9 @@ macro_rules! endpoints {
                 path: $path,
                 summary: $summary,
                 auth: Auth::$auth,
-                body: $body,
+                request: |s| doc::$req::<$($req_ty)?>(s),
                 ok: $ok,
+                response: |s| doc::$resp::<$($resp_ty)?>(s),
                 route: || route(HttpMethod::$method).to($handler),
             },)*]
         }
@@ -94,41 +116,46 @@ fn route(method: HttpMethod) -> Route {
 }
 
 endpoints! {
-    Get "/healthz" "Process alive", Public, false, 200 => crate::server::healthz;
-    Get "/readyz" "Dependencies reachable", Public, false, 200 => crate::server::readyz;
-    Get "/metrics" "Prometheus metrics", Public, false, 200 => metrics::metrics;
-    Get "/openapi.json" "This document", Public, false, 200 => openapi_json;
-    Post "/iam/register" "Create an account", Public, true, 201 => iam::register;
-    Post "/iam/login" "Get an access token", Public, true, 200 => iam::login;
-    Get "/iam/me" "The caller's account", Bearer, false, 200 => iam::me;
-    Post "/listings" "Create a draft listing (provider, admin)", Bearer, true, 201 => listings::create;
-    Get "/listings" "Search listings (near, radius_km, q)", Optional, false, 200 => listings::list;
-    Get "/listings/{id}" "One listing", Optional, false, 200 => listings::get;
-    Patch "/listings/{id}" "Change a listing", Bearer, true, 200 => listings::patch;
-    Delete "/listings/{id}" "Delete a listing", Bearer, false, 204 => listings::delete;
-    Post "/listings/{id}/publish" "Publish a listing", Bearer, false, 200 => listings::publish;
-    Post "/listings/{id}/unpublish" "Unpublish a listing", Bearer, false, 200 => listings::unpublish;
-    Get "/cart" "The caller's cart", Bearer, false, 200 => cart::get;
-    Post "/cart/items" "Add a published listing to the cart", Bearer, true, 201 => cart::add;
-    Delete "/cart/items/{listing_id}" "Remove a listing from the cart", Bearer, false, 200 => cart::remove;
-    Post "/cart/checkout" "Check out the cart for a window", Bearer, true, 201 => cart::checkout;
-    Post "/payments" "Pay a checked-out cart", Bearer, true, 200 => payments::pay;
-    Get "/tours" "Tours the caller may see (status, payment_id)", Bearer, false, 200 => tours::list;
-    Get "/tours/{id}" "One tour with its history", Bearer, false, 200 => tours::get;
-    Put "/realtors/me" "Set the caller's realtor profile", Bearer, true, 200 => realtors::put_me;
-    Patch "/realtors/me/status" "Set the caller's availability status", Bearer, true, 200 => realtors::status_me;
-    Put "/realtors/{id}" "Set a realtor's profile (admin)", Bearer, true, 200 => realtors::put_one;
-    Patch "/realtors/{id}/status" "Set a realtor's status (admin)", Bearer, true, 200 => realtors::status_one;
-    Patch "/tours/{id}" "Reschedule a tour", Bearer, true, 200 => actions::reschedule;
-    Delete "/tours/{id}" "Cancel a tour", Bearer, false, 200 => actions::cancel;
-    Post "/tours/{id}/accept" "Accept an assigned tour", Bearer, false, 200 => actions::accept;
-    Post "/tours/{id}/decline" "Decline an assigned tour", Bearer, false, 200 => actions::decline;
-    Post "/tours/{id}/start" "Start an accepted tour", Bearer, false, 200 => actions::start;
-    Post "/tours/{id}/complete" "Complete a tour", Bearer, false, 200 => actions::complete;
-    Get "/availability" "Realtors available at a place and window (admin)", Bearer, false, 200 => actions::availability;
-    Get "/assignments" "Assignments (realtor_id, cell, from, to, status)", Bearer, false, 200 => assignments::list;
-    Get "/assignments/stats" "Tours per H3 cell", Bearer, false, 200 => assignments::stats;
-    Get "/assignments/{tour_id}/explain" "Why this realtor", Bearer, false, 200 => assignments::explain;
+    Get "/healthz" "Process alive", Public, none(), 200 json(doc::Health) => crate::server::healthz;
+    Get "/readyz" "Dependencies reachable", Public, none(), 200 json(doc::Ready) => crate::server::readyz;
+    Get "/metrics" "Prometheus metrics", Public, none(), 200 text() => metrics::metrics;
+    Get "/openapi.json" "This document", Public, none(), 200 object() => openapi_json;
+    Post "/iam/register" "Create an account", Public, json(iam::Register), 201 json(doc::User) => iam::register;
+    Post "/iam/login" "Get an access token", Public, json(iam::Login), 200 json(doc::Token) => iam::login;
+    Get "/iam/me" "The caller's account", Bearer, none(), 200 json(doc::User) => iam::me;
+    Post "/listings" "Create a draft listing (provider, admin)", Bearer, json(listings::NewListing), 201 json(listings::Listing) => listings::create;
+    Get "/listings" "Search listings (near=LAT,LNG, radius_km, q, limit, cursor)", Optional, none(), 200 page(listings::Listing) => listings::list;
+    Get "/listings/{id}" "One listing", Optional, none(), 200 json(listings::Listing) => listings::get;
+    Patch "/listings/{id}" "Change a listing", Bearer, json(listings::ListingPatch), 200 json(listings::Listing) => listings::patch;
+    Delete "/listings/{id}" "Delete a listing", Bearer, none(), 204 none() => listings::delete;
+    Post "/listings/{id}/publish" "Publish a listing", Bearer, none(), 200 json(listings::Listing) => listings::publish;
+    Post "/listings/{id}/unpublish" "Unpublish a listing", Bearer, none(), 200 json(listings::Listing) => listings::unpublish;
+    Get "/cart" "The caller's cart", Bearer, none(), 200 json(doc::Cart) => cart::get;
+    Post "/cart/items" "Add a published listing to the cart", Bearer, json(cart::AddItem), 201 json(doc::Cart) => cart::add;
+    Delete "/cart/items/{listing_id}" "Remove a listing from the cart", Bearer, none(), 200 json(doc::Cart) => cart::remove;
+    Post "/cart/checkout" "Check out the cart for a window", Bearer, json(cart::Checkout), 201 json(doc::PaymentCreated) => cart::checkout;
+    Post "/payments" "Pay a checked-out cart", Bearer, json(payments::Pay), 200 json(doc::PaymentResult) => payments::pay;
+    Get "/tours" "Tours the caller may see (status, payment_id, limit, cursor)", Bearer, none(), 200 page(doc::Tour) => tours::list;
+    Get "/tours/{id}" "One tour with its history", Bearer, none(), 200 json(doc::Tour) => tours::get;
+    Get "/tours/{id}/events" "Server-Sent Events: the tour, then one event per status change; ends after completed/cancelled (token also as ?access_token=)", Bearer, none(), 200 sse(doc::Tour) => events::stream;
+    Put "/realtors/me" "Set the caller's realtor profile", Bearer, json(realtors::Profile), 200 json(doc::RealtorProfile) => realtors::put_me;
+    Patch "/realtors/me/status" "Set the caller's availability status", Bearer, json(realtors::Status), 200 json(doc::RealtorState) => realtors::status_me;
+    Put "/realtors/{id}" "Set a realtor's profile (admin)", Bearer, json(realtors::Profile), 200 json(doc::RealtorProfile) => realtors::put_one;
+    Patch "/realtors/{id}/status" "Set a realtor's status (admin)", Bearer, json(realtors::Status), 200 json(doc::RealtorState) => realtors::status_one;
+    Patch "/tours/{id}" "Reschedule a tour", Bearer, json(actions::Reschedule), 200 json(doc::Tour) => actions::reschedule;
+    Delete "/tours/{id}" "Cancel a tour", Bearer, none(), 200 json(doc::Tour) => actions::cancel;
+    Post "/tours/{id}/accept" "Accept an assigned tour", Bearer, none(), 200 json(doc::Tour) => actions::accept;
+    Post "/tours/{id}/decline" "Decline an assigned tour", Bearer, none(), 200 json(doc::Tour) => actions::decline;
+    Post "/tours/{id}/start" "Start an accepted tour", Bearer, none(), 200 json(doc::Tour) => actions::start;
+    Post "/tours/{id}/complete" "Complete a tour", Bearer, none(), 200 json(doc::Tour) => actions::complete;
+    Post "/tours/{id}/review" "Review the realtor of an own completed tour (customer, once)", Bearer, json(reviews::NewReview), 201 json(reviews::Review) => reviews::create;
+    Get "/availability" "Realtors available at a place and window (admin; lat, lng, radius_km, start, end)", Bearer, none(), 200 json(doc::AvailabilityList) => actions::availability;
+    Get "/assignments" "Assignments (realtor_id, cell, from, to, status, limit, cursor)", Bearer, none(), 200 page(doc::Tour) => assignments::list;
+    Get "/assignments/stats" "Tours per H3 cell (resolution, from, to)", Bearer, none(), 200 array(doc::CellStats) => assignments::stats;
+    Get "/assignments/{tour_id}/explain" "Why this realtor", Bearer, none(), 200 json(doc::Explain) => assignments::explain;
+    Get "/realtors/{id}" "A realtor's public profile with the mean rating", Optional, none(), 200 json(reviews::PublicRealtor) => reviews::profile;
+    Get "/realtors/{id}/reviews" "A realtor's visible reviews, newest first (limit, cursor)", Public, none(), 200 page(reviews::Review) => reviews::list;
+    Delete "/reviews/{id}" "Hide a review (admin moderation; reason in ?reason= or the body)", Bearer, optional(reviews::Moderation), 204 none() => reviews::moderate;
 }
 
 /// Registers every endpoint on an app.
@@ -138,11 +165,37 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     }
 }
 
-/// The OpenAPI document of [`endpoints`].
+/// The `{name}` parameters of a path.
+fn path_parameters(path: &str) -> impl Iterator<Item = &str> {
+    path.split('/')
+        .filter_map(|part| part.strip_prefix('{')?.strip_suffix('}'))
+}
+
+/// The OpenAPI document of [`endpoints`]: every endpoint with its path parameters, request
+/// body, success body and the common error body; schemas are components.
 #[must_use]
 pub fn openapi() -> OpenApi {
+    let mut schemas: doc::Schemas = Vec::new();
+    let error = doc::json::<doc::ErrorBody>(&mut schemas);
     let mut paths = PathsBuilder::new();
     for e in endpoints() {
+        let mut success = ResponseBuilder::new().description("success");
+        if let Some(body) = (e.response)(&mut schemas) {
+            success = success.content(
+                body.content_type,
+                ContentBuilder::new().schema(Some(body.schema)).build(),
+            );
+        }
+        let mut failure = ResponseBuilder::new()
+            .description("error: {\"error\": {\"code\", \"message\"}} (CONTRACT 2)");
+        if let Some(body) = &error {
+            failure = failure.content(
+                body.content_type,
+                ContentBuilder::new()
+                    .schema(Some(body.schema.clone()))
+                    .build(),
+            );
+        }
         let mut op = OperationBuilder::new()
             .summary(Some(e.summary))
             .operation_id(Some(format!(
@@ -150,21 +203,33 @@ pub fn openapi() -> OpenApi {
                 method_name(&e.method),
                 e.path.replace(['/', '{', '}', '.'], "_")
             )))
-            .response(
-                e.ok.to_string(),
-                ResponseBuilder::new().description("success").build(),
-            )
-            .response(
-                "default",
-                ResponseBuilder::new()
-                    .description("error: {\"error\": {\"code\", \"message\"}}")
-                    .build(),
+            .response(e.ok.to_string(), success.build())
+            .response("default", failure.build());
+        for name in path_parameters(e.path) {
+            op = op.parameter(
+                ParameterBuilder::new()
+                    .name(name)
+                    .parameter_in(ParameterIn::Path)
+                    .required(Required::True)
+                    .schema(Some(
+                        ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid))),
+                    )),
             );
-        if e.body {
+        }
+        if let Some(body) = (e.request)(&mut schemas) {
             op = op.request_body(Some(
                 RequestBodyBuilder::new()
-                    .content("application/json", ContentBuilder::new().build())
-                    .required(Some(utoipa::openapi::Required::True))
+                    .content(
+                        body.content_type,
+                        ContentBuilder::new().schema(Some(body.schema)).build(),
+                    )
+                    .required(Some(if body.required {
+                        Required::True
+                    } else {
+                        Required::False
+                    }))
                     .build(),
             ));
         }
@@ -191,6 +256,7 @@ pub fn openapi() -> OpenApi {
         .paths(paths.build())
         .components(Some(
             ComponentsBuilder::new()
+                .schemas_from_iter(schemas)
                 .security_scheme(
                     "bearer",
                     SecurityScheme::Http(
@@ -208,4 +274,114 @@ pub fn openapi() -> OpenApi {
 /// `GET /openapi.json`.
 pub async fn openapi_json() -> HttpResponse {
     HttpResponse::Ok().json(openapi())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use super::*;
+
+    fn document() -> Value {
+        serde_json::to_value(openapi()).unwrap()
+    }
+
+    #[test]
+    fn every_endpoint_is_in_the_document_with_its_bodies() {
+        let doc = document();
+        let endpoints = endpoints();
+        let mut seen = std::collections::HashSet::new();
+        for e in &endpoints {
+            let method = method_name(&e.method);
+            assert!(seen.insert((method, e.path)), "{method} {} twice", e.path);
+            let op = &doc["paths"][e.path][method];
+            assert!(op.is_object(), "{method} {} missing", e.path);
+            assert!(
+                op["responses"][e.ok.to_string()].is_object(),
+                "{method} {}",
+                e.path
+            );
+            assert!(
+                op["responses"]["default"]["content"]["application/json"]["schema"].is_object(),
+                "{method} {}: no error schema",
+                e.path
+            );
+            if e.takes_body() {
+                let content = op["requestBody"]["content"].as_object();
+                let schema = content
+                    .and_then(|c| c.values().next())
+                    .map(|c| &c["schema"]);
+                assert!(
+                    schema.is_some_and(Value::is_object),
+                    "{method} {}: a body without a request schema",
+                    e.path
+                );
+            } else {
+                assert!(op.get("requestBody").is_none(), "{method} {}", e.path);
+            }
+            if e.ok != 204 {
+                assert!(
+                    op["responses"][e.ok.to_string()]["content"].is_object(),
+                    "{method} {}: no response schema",
+                    e.path
+                );
+            }
+            for name in path_parameters(e.path) {
+                let params = op["parameters"].as_array().unwrap();
+                assert!(
+                    params
+                        .iter()
+                        .any(|p| p["name"] == name && p["in"] == "path"),
+                    "{method} {}: parameter {name}",
+                    e.path
+                );
+            }
+        }
+        let documented: usize = doc["paths"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|item| item.as_object().unwrap().len())
+            .sum();
+        assert!(documented >= endpoints.len());
+    }
+
+    fn refs<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::String(r)) = map.get("$ref") {
+                    out.push(r);
+                }
+                map.values().for_each(|v| refs(v, out));
+            }
+            Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_schema_reference_resolves() {
+        let doc = document();
+        let mut found = Vec::new();
+        refs(&doc, &mut found);
+        assert!(!found.is_empty());
+        for r in found {
+            let name = r.strip_prefix("#/components/schemas/").unwrap();
+            assert!(
+                doc["components"]["schemas"][name].is_object(),
+                "{r} does not resolve"
+            );
+        }
+    }
+
+    #[test]
+    fn request_schemas_name_their_fields() {
+        let doc = document();
+        let register = &doc["components"]["schemas"]["Register"];
+        for field in ["email", "password", "name", "role"] {
+            assert!(register["properties"][field].is_object(), "{register}");
+        }
+        let review = &doc["components"]["schemas"]["NewReview"];
+        assert!(review["properties"]["rating"].is_object(), "{review}");
+    }
 }

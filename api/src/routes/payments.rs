@@ -22,7 +22,7 @@ use crate::state::AppState;
 pub const DECLINED_TOKEN: &str = "tok_declined";
 
 /// `POST /payments` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct Pay {
     payment_id: Uuid,
     card_token: String,

@@ -16,16 +16,19 @@ use crate::perm::Capability;
 use crate::routes::listings::RawPoint;
 use crate::state::AppState;
 
-/// One working interval as sent.
-#[derive(Debug, Deserialize)]
+/// One working interval as sent: weekday 1..7 (Monday = 1), `HH:MM` local times.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct RawInterval {
+    /// 1..7, Monday = 1.
     weekday: u8,
+    /// `HH:MM`.
     start: String,
+    /// `HH:MM` (`24:00` allowed), after `start`.
     end: String,
 }
 
 /// `PUT /realtors/me` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct Profile {
     home: RawPoint,
     service_radius_km: f64,
@@ -34,7 +37,7 @@ pub struct Profile {
 }
 
 /// `PATCH /realtors/me/status` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct Status {
     status: String,
 }

@@ -14,8 +14,12 @@ async fn every_body_endpoint_refuses_bad_input_with_json_errors() {
     let app = spawn_app().await;
     let (_, provider) = app.register("provider").await;
     let (_, customer) = app.register("customer").await;
-    let (_, realtor) = app.register("realtor").await;
+    let (realtor_id, realtor) = app.register("realtor").await;
     let listing = app.published_listing(&provider, 38.72, -9.14).await;
+    // A tour of the customer (unassignable: no realtor has a profile) to review.
+    let payment = app.pay_for(&customer, &listing, window()).await;
+    let tour = app.settled_tour(&customer, &payment).await;
+    let review_path = format!("/tours/{}/review", tour["id"].as_str().unwrap());
 
     // (method, path, token, wrong types, out-of-range bodies)
     let listing_path = format!("/listings/{listing}");
@@ -98,6 +102,18 @@ async fn every_body_endpoint_refuses_bad_input_with_json_errors() {
             json!({"payment_id": "not-a-uuid", "card_token": 1}),
             vec![json!({"payment_id": uuid::Uuid::new_v4(), "card_token": ""})],
         ),
+        (
+            Method::POST,
+            &review_path,
+            Some(&customer),
+            json!({"rating": "five", "comment": 3}),
+            vec![
+                json!({"rating": 0, "comment": "x"}),
+                json!({"rating": 6}),
+                json!({"rating": -1, "comment": "x"}),
+                json!({"rating": 3, "comment": "x".repeat(2001)}),
+            ],
+        ),
     ];
     for (method, path, token, wrong_types, out_of_range) in cases {
         for raw in ["{\"a\":", "not json", "[1,2", ""] {
@@ -146,19 +162,56 @@ async fn every_body_endpoint_refuses_bad_input_with_json_errors() {
             .await;
         assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY);
     }
+    // Review moderation: the body is optional, but a present one must be right.
+    let admin = app.admin().await;
+    let moderate = format!("/reviews/{}", uuid::Uuid::new_v4());
+    for raw in [
+        "{\"a\":",
+        "not json",
+        "[1,2",
+        "{\"reason\": 5}",
+        "{\"why\": \"x\"}",
+    ] {
+        let (status, body) = app.raw(Method::DELETE, &moderate, Some(&admin), raw).await;
+        assert_error(status, &body, StatusCode::BAD_REQUEST);
+    }
+    let (status, body) = app
+        .call(
+            Method::DELETE,
+            &moderate,
+            Some(&admin),
+            Some(json!({"reason": "r".repeat(501)})),
+        )
+        .await;
+    assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, body) = app
+        .call(Method::DELETE, &moderate, Some(&admin), None)
+        .await;
+    assert_error(status, &body, StatusCode::NOT_FOUND);
+
     // Bad query strings and unknown routes are JSON too.
     for path in [
-        "/listings?near=abc",
-        "/listings?limit=0",
-        "/listings?cursor=zz",
-        "/tours?status=flying",
-        "/assignments?cell=nope",
-        "/assignments/stats?resolution=16",
+        "/listings?near=abc".to_owned(),
+        "/listings?limit=0".to_owned(),
+        "/listings?cursor=zz".to_owned(),
+        "/tours?status=flying".to_owned(),
+        "/assignments?cell=nope".to_owned(),
+        "/assignments/stats?resolution=16".to_owned(),
+        format!("/realtors/{realtor_id}/reviews?limit=0"),
+        format!("/realtors/{realtor_id}/reviews?cursor=zz"),
     ] {
-        let token = app.admin().await;
-        let (status, body) = app.call(Method::GET, path, Some(&token), None).await;
+        let (status, body) = app.call(Method::GET, &path, Some(&admin), None).await;
         assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY);
     }
+    let (status, body) = app
+        .call(
+            Method::GET,
+            &format!("/realtors/{realtor_id}/reviews?limit=x"),
+            None,
+            None,
+        )
+        .await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST);
     let (status, body) = app
         .call(Method::GET, "/listings?limit=-1", None, None)
         .await;

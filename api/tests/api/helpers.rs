@@ -16,7 +16,9 @@ pub struct App {
     pub base: String,
     pub bus: std::sync::Arc<dyn actors::bus::EventBus>,
     pub client: reqwest::Client,
-    _dir: tempfile::TempDir,
+    stopper: api::server::Stopper,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    _dir: Option<tempfile::TempDir>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -29,10 +31,19 @@ pub async fn spawn_app() -> App {
     spawn_with(Db::Sqlite, &[]).await
 }
 
+/// The real app on a fresh database (dropped with the app).
 pub async fn spawn_with(db: Db, extra: &[&str]) -> App {
     let dir = tempfile::tempdir().unwrap();
-    let url = match db {
-        Db::Sqlite => format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display()),
+    let url = fresh_database(db, dir.path()).await;
+    let mut app = spawn_on(&url, dir.path(), extra).await;
+    app._dir = Some(dir);
+    app
+}
+
+/// The URL of a new, empty database: a SQLite file in `dir`, or a new PostgreSQL database.
+pub async fn fresh_database(db: Db, dir: &std::path::Path) -> String {
+    match db {
+        Db::Sqlite => format!("sqlite://{}?mode=rwc", dir.join("t.db").display()),
         Db::Postgres => {
             let server = std::env::var("TOURWISE_TEST_PG_URL")
                 .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
@@ -46,15 +57,19 @@ pub async fn spawn_with(db: Db, extra: &[&str]) -> App {
                 .unwrap();
             format!("{server}/{name}")
         }
-    };
-    let data = dir.path().display().to_string();
+    }
+}
+
+/// The real app on the database at `url`, keeping its files in `data_dir`.
+pub async fn spawn_on(url: &str, data_dir: &std::path::Path, extra: &[&str]) -> App {
+    let data = data_dir.display().to_string();
     let mut args = vec![
         "tourwise",
         "serve",
         "--http-addr",
         "127.0.0.1:0",
         "--database-url",
-        &url,
+        url,
         "--jwt-secret",
         SECRET,
         "--admin-email",
@@ -71,16 +86,25 @@ pub async fn spawn_with(db: Db, extra: &[&str]) -> App {
     let bound = api::server::bind(&config).await.unwrap();
     let base = format!("http://{}", bound.addr);
     let bus = bound.bus.clone();
-    tokio::spawn(bound.run());
+    let stopper = bound.stopper();
+    let task = tokio::spawn(bound.run());
     App {
         base,
         bus,
         client: reqwest::Client::new(),
-        _dir: dir,
+        stopper,
+        task,
+        _dir: None,
     }
 }
 
 impl App {
+    /// Stops the app as SIGTERM would and waits until the engine has stopped.
+    pub async fn shutdown(self) {
+        self.stopper.stop().await;
+        self.task.await.unwrap().unwrap();
+    }
+
     /// Any request; returns status and JSON body (Null when empty).
     pub async fn call(
         &self,
@@ -102,9 +126,12 @@ impl App {
         let value = if text.is_empty() {
             Value::Null
         } else {
-            // Only /metrics answers text; everything else must be JSON.
+            // Only /metrics and event streams answer text; everything else must be JSON.
             serde_json::from_str(&text).unwrap_or_else(|_| {
-                assert!(path.starts_with("/metrics"), "{path}: not JSON: {text}");
+                assert!(
+                    path.starts_with("/metrics") || path.contains("/events"),
+                    "{path}: not JSON: {text}"
+                );
                 Value::String(text)
             })
         };
@@ -136,6 +163,11 @@ impl App {
 
     pub async fn register(&self, role: &str) -> (Uuid, String) {
         let email = format!("{role}-{}@example.com", Uuid::new_v4().simple());
+        self.register_email(&email, role).await
+    }
+
+    /// Registers `email` (password `password123`) with `role`: its id and a token.
+    pub async fn register_email(&self, email: &str, role: &str) -> (Uuid, String) {
         let (status, user) = self
             .call(
                 Method::POST,
@@ -147,7 +179,7 @@ impl App {
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{user}");
-        let token = self.login(&email, "password123").await;
+        let token = self.login(email, "password123").await;
         (user["id"].as_str().unwrap().parse().unwrap(), token)
     }
 
@@ -204,4 +236,133 @@ pub fn assert_error(status: StatusCode, body: &Value, expected: StatusCode) {
     assert_eq!(status, expected, "{body}");
     assert!(body["error"]["code"].is_string(), "{body}");
     assert!(body["error"]["message"].is_string(), "{body}");
+}
+
+/// Working hours every day, all day (so any window is workable).
+pub fn all_day() -> Value {
+    let hours: Vec<Value> = (1..=7)
+        .map(|d| json!({"weekday": d, "start": "00:00", "end": "24:00"}))
+        .collect();
+    Value::Array(hours)
+}
+
+impl App {
+    /// Gives the realtor `token` a profile at (lat, lng) working all day, and makes them available.
+    pub async fn set_realtor(&self, token: &str, lat: f64, lng: f64) {
+        let profile = json!({"home": {"lat": lat, "lng": lng}, "service_radius_km": 50.0,
+                             "time_zone": "UTC", "working_hours": all_day()});
+        let (status, body) = self
+            .call(Method::PUT, "/realtors/me", Some(token), Some(profile))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (status, body) = self
+            .call(
+                Method::PATCH,
+                "/realtors/me/status",
+                Some(token),
+                Some(json!({"status": "available"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+
+    /// The customer books `listing` alone (the cart is emptied first) for `window` and pays:
+    /// the payment id.
+    pub async fn pay_for(&self, customer: &str, listing: &str, window: Value) -> String {
+        let (_, cart) = self.call(Method::GET, "/cart", Some(customer), None).await;
+        for item in cart["items"].as_array().into_iter().flatten() {
+            let path = format!("/cart/items/{}", item["id"].as_str().unwrap());
+            let (status, _) = self.call(Method::DELETE, &path, Some(customer), None).await;
+            assert_eq!(status, StatusCode::OK);
+        }
+        let (status, body) = self
+            .call(
+                Method::POST,
+                "/cart/items",
+                Some(customer),
+                Some(json!({"listing_id": listing})),
+            )
+            .await;
+        assert!(status.is_success(), "{body}");
+        let (status, payment) = self
+            .call(
+                Method::POST,
+                "/cart/checkout",
+                Some(customer),
+                Some(json!({"window": window})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{payment}");
+        let id = payment["payment_id"].as_str().unwrap().to_owned();
+        let (status, paid) = self
+            .call(
+                Method::POST,
+                "/payments",
+                Some(customer),
+                Some(json!({"payment_id": id, "card_token": "tok_visa"})),
+            )
+            .await;
+        assert_eq!(
+            (status, paid["status"].as_str()),
+            (StatusCode::OK, Some("succeeded")),
+            "{paid}"
+        );
+        id
+    }
+
+    /// The tour of `payment` once it is no longer pending (60 s at most).
+    pub async fn settled_tour(&self, token: &str, payment: &str) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let (status, tours) = self
+                .call(
+                    Method::GET,
+                    &format!("/tours?payment_id={payment}"),
+                    Some(token),
+                    None,
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{tours}");
+            if let Some(tour) = tours["items"].as_array().and_then(|t| t.first()) {
+                if tour["status"] != "pending" {
+                    return tour.clone();
+                }
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no assignment in time: {tours}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Applies realtor actions (`accept`, `start`, `complete`, ...) to a tour, each must succeed.
+    pub async fn drive(&self, token: &str, tour: &str, actions: &[&str]) -> Value {
+        let mut last = Value::Null;
+        for action in actions {
+            let (status, body) = self
+                .call(
+                    Method::POST,
+                    &format!("/tours/{tour}/{action}"),
+                    Some(token),
+                    None,
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{action}: {body}");
+            last = body;
+        }
+        last
+    }
+
+    /// A tour of `customer` on `listing` (a realtor must be able to take it), worked to
+    /// `completed` by an admin: its id.
+    pub async fn completed_tour(&self, customer: &str, listing: &str, admin: &str) -> String {
+        let payment = self.pay_for(customer, listing, window()).await;
+        let tour = self.settled_tour(customer, &payment).await;
+        assert_eq!(tour["status"], "assigned", "{tour}");
+        let id = tour["id"].as_str().unwrap().to_owned();
+        self.drive(admin, &id, &["accept", "start", "complete"])
+            .await;
+        id
+    }
 }

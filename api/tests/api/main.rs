@@ -3,6 +3,11 @@
 mod auth;
 mod bad_input;
 mod booking;
+mod events;
 mod flow;
 mod helpers;
+mod metrics;
+mod openapi;
 mod permissions;
+mod restart;
+mod reviews;

@@ -11,6 +11,17 @@ const ROLES: [&str; 5] = ["anonymous", "customer", "realtor", "provider", "admin
 struct Actors {
     tokens: [Option<String>; 5],
     provider: String,
+    /// A published listing near the guide, who takes every tour booked on it.
+    guide_listing: String,
+}
+
+/// What `prepare` made: the values of `{L}`, `{P}`, `{T}` and `{V}`.
+#[derive(Default)]
+struct Prepared {
+    listing: String,
+    payment: Option<Uuid>,
+    tour: String,
+    review: String,
 }
 
 /// What one row needs prepared for the caller before the call.
@@ -25,11 +36,40 @@ enum Setup {
     InCart,
     /// For a customer: a checked-out cart, `{P}` in the body.
     Checkout,
+    /// A completed tour of the customer: `{T}`.
+    CompletedTour,
+    /// A review of a completed tour by the customer: `{V}`.
+    Review,
 }
 
-async fn prepare(app: &App, actors: &Actors, role: usize, setup: Setup) -> (String, Option<Uuid>) {
-    match setup {
+async fn prepare(app: &App, actors: &Actors, role: usize, setup: Setup) -> Prepared {
+    let customer = actors.tokens[1].as_deref().unwrap();
+    let admin = actors.tokens[4].as_deref().unwrap();
+    let (listing, payment) = match setup {
         Setup::None => (String::new(), None),
+        Setup::CompletedTour | Setup::Review => {
+            let tour = app
+                .completed_tour(customer, &actors.guide_listing, admin)
+                .await;
+            let mut review = String::new();
+            if matches!(setup, Setup::Review) {
+                let (s, v) = app
+                    .call(
+                        Method::POST,
+                        &format!("/tours/{tour}/review"),
+                        Some(customer),
+                        Some(json!({"rating": 4, "comment": "fine"})),
+                    )
+                    .await;
+                assert_eq!(s, StatusCode::CREATED, "{v}");
+                review = v["id"].as_str().unwrap().to_owned();
+            }
+            return Prepared {
+                tour,
+                review,
+                ..Prepared::default()
+            };
+        }
         Setup::Listing => {
             let (_, l) = app
                 .call(
@@ -48,7 +88,11 @@ async fn prepare(app: &App, actors: &Actors, role: usize, setup: Setup) -> (Stri
         Setup::InCart | Setup::Checkout => {
             let l = app.published_listing(&actors.provider, 1.0, 1.0).await;
             if role != 1 {
-                return (l, Some(Uuid::new_v4()));
+                return Prepared {
+                    listing: l,
+                    payment: Some(Uuid::new_v4()),
+                    ..Prepared::default()
+                };
             }
             let token = actors.tokens[1].as_deref();
             let (s, _) = app
@@ -61,7 +105,10 @@ async fn prepare(app: &App, actors: &Actors, role: usize, setup: Setup) -> (Stri
                 .await;
             assert_eq!(s, StatusCode::CREATED);
             if matches!(setup, Setup::InCart) {
-                return (l, None);
+                return Prepared {
+                    listing: l,
+                    ..Prepared::default()
+                };
             }
             let (s, p) = app
                 .call(
@@ -74,6 +121,11 @@ async fn prepare(app: &App, actors: &Actors, role: usize, setup: Setup) -> (Stri
             assert_eq!(s, StatusCode::CREATED, "{p}");
             (l, p["payment_id"].as_str().map(|p| p.parse().unwrap()))
         }
+    };
+    Prepared {
+        listing,
+        payment,
+        ..Prepared::default()
     }
 }
 
@@ -87,6 +139,10 @@ async fn every_endpoint_answers_each_role_as_contract_3_says() {
     let (_, realtor) = app.register("realtor").await;
     let (_, provider) = app.register("provider").await;
     let admin = app.admin().await;
+    // The guide takes the tours of `Setup::CompletedTour`, far from the realtor under test.
+    let (guide_id, guide) = app.register("realtor").await;
+    app.set_realtor(&guide, 10.0, 10.0).await;
+    let guide_listing = app.published_listing(&provider, 10.001, 10.001).await;
     let actors = Actors {
         tokens: [
             None,
@@ -96,6 +152,7 @@ async fn every_endpoint_answers_each_role_as_contract_3_says() {
             Some(admin),
         ],
         provider,
+        guide_listing,
     };
     let unknown = Uuid::new_v4();
     let new_listing = json!({"title": "T", "address": "A", "location": {"lat": 1.0, "lng": 1.0}, "price_cents": 1});
@@ -290,17 +347,85 @@ async fn every_endpoint_answers_each_role_as_contract_3_says() {
             Setup::None,
             [401, 403, 403, 403, 404],
         ),
+        // Reviews: the customer of a completed tour, once; admins moderate.
+        (
+            Method::POST,
+            "/tours/{T}/review".into(),
+            Some(json!({"rating": 5, "comment": "great"})),
+            Setup::CompletedTour,
+            [401, 201, 403, 403, 403],
+        ),
+        (
+            Method::POST,
+            format!("/tours/{unknown}/review"),
+            Some(json!({"rating": 5, "comment": "great"})),
+            Setup::None,
+            [401, 404, 403, 403, 403],
+        ),
+        (
+            Method::GET,
+            format!("/realtors/{guide_id}"),
+            None,
+            Setup::None,
+            [200; 5],
+        ),
+        (
+            Method::GET,
+            format!("/realtors/{unknown}"),
+            None,
+            Setup::None,
+            [404; 5],
+        ),
+        (
+            Method::GET,
+            format!("/realtors/{guide_id}/reviews"),
+            None,
+            Setup::None,
+            [200; 5],
+        ),
+        (
+            Method::DELETE,
+            "/reviews/{V}".into(),
+            None,
+            Setup::Review,
+            [401, 403, 403, 403, 204],
+        ),
+        (
+            Method::DELETE,
+            format!("/reviews/{unknown}"),
+            None,
+            Setup::None,
+            [401, 403, 403, 403, 404],
+        ),
+        // The event stream: as GET /tours/{id} (the realtor under test is not the guide).
+        (
+            Method::GET,
+            "/tours/{T}/events".into(),
+            None,
+            Setup::CompletedTour,
+            [401, 200, 404, 403, 200],
+        ),
+        (
+            Method::GET,
+            format!("/tours/{unknown}/events"),
+            None,
+            Setup::None,
+            [401, 404, 404, 403, 404],
+        ),
     ];
     let mut failures = Vec::new();
     for (method, path, body, setup, expected) in &rows {
         for (role, want) in expected.iter().enumerate() {
-            let (listing, payment) = prepare(&app, &actors, role, *setup).await;
-            let payment = payment.map(|p| p.to_string()).unwrap_or_default();
-            let path = path.replace("{L}", &listing);
+            let prepared = prepare(&app, &actors, role, *setup).await;
+            let payment = prepared.payment.map(|p| p.to_string()).unwrap_or_default();
+            let path = path
+                .replace("{L}", &prepared.listing)
+                .replace("{T}", &prepared.tour)
+                .replace("{V}", &prepared.review);
             let body = body.as_ref().map(|b| {
                 serde_json::from_str(
                     &b.to_string()
-                        .replace("{L}", &listing)
+                        .replace("{L}", &prepared.listing)
                         .replace("{P}", &payment),
                 )
                 .unwrap()
