@@ -139,7 +139,9 @@ fn serve(db: &str, brokers: &str, log: &std::path::Path) -> Serve {
         .args(["--kafka-brokers", brokers, "--kafka-partitions", "4"])
         // Static membership: the restarted process takes its partitions back at once.
         .args(["--kafka-instance-id", "kafka-test"])
-        .env("RUST_LOG", "warn")
+        .arg("--data-dir")
+        .arg(log.parent().unwrap())
+        .env("RUST_LOG", "warn,actors=info,rdkafka=info")
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(log).unwrap())
         .spawn()
@@ -296,6 +298,34 @@ async fn produce(producer: &FutureProducer, messages: &[(String, Vec<u8>)]) {
     }
 }
 
+/// `(partition, committed offset of group "tourwise", high watermark)` of `payments`, for
+/// failure messages.
+fn group_offsets(brokers: &str) -> Vec<(i32, String, i64)> {
+    let consumer: rdkafka::consumer::BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "tourwise")
+        .create()
+        .unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..4 {
+        tpl.add_partition("payments", p);
+    }
+    let timeout = Duration::from_secs(5);
+    let committed = consumer.committed_offsets(tpl, timeout);
+    (0..4)
+        .map(|p| {
+            let c = committed
+                .as_ref()
+                .map(|c| format!("{:?}", c.find_partition("payments", p).map(|e| e.offset())))
+                .unwrap_or_else(|e| e.to_string());
+            let high = consumer
+                .fetch_watermarks("payments", p, timeout)
+                .map_or(-1, |w| w.1);
+            (p, c, high)
+        })
+        .collect()
+}
+
 async fn scalar(db: &DatabaseConnection, sql: &str) -> i64 {
     let row = db
         .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
@@ -414,14 +444,21 @@ async fn every_payment_books_one_tour_through_kafka_across_a_crash() {
 
     // Exactly one tour per distinct payment, none lost.
     let want = PAYMENTS as i64;
-    wait_for(
-        &engine,
-        "SELECT count(*) FROM processed_payments",
-        want,
-        "payments stored",
-        180,
-    )
-    .await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while scalar(&engine, "SELECT count(*) FROM processed_payments").await < want {
+        if Instant::now() > deadline {
+            let brokers = broker.addr.clone();
+            let offsets = tokio::task::spawn_blocking(move || group_offsets(&brokers))
+                .await
+                .unwrap();
+            panic!(
+                "payments stored: {} of {want}; killed with {killed_at}; offsets {offsets:?}; log: {}",
+                scalar(&engine, "SELECT count(*) FROM processed_payments").await,
+                std::fs::read_to_string(dir.path().join("serve-2.log")).unwrap_or_default()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     wait_for(
         &engine,
         "SELECT count(DISTINCT payment_id) FROM tours",
