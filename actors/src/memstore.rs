@@ -1,22 +1,40 @@
 //! [`MemoryStore`]: the [`Store`] port in memory, for benchmarks and quick tests. Same
 //! semantics as the database where the runtime relies on them (one tour per payment, version
-//! checks, the state machine, the double-booking guard); no outbox, history or reminders.
+//! checks, the state machine, the double-booking guard, carts in cart order, reminders sent
+//! at most once and only while their tour expects them); no outbox or history, except the
+//! `notification.sent` events ([`MemoryStore::notifications_sent`]). Reminders go to the
+//! customer and the realtor, named `customer:{id}` and `realtor:{id}`. Listings a cart can
+//! hold are put in with [`MemoryStore::put_listing`].
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use engine::{Booking, PaymentId, Realtor, RealtorId, TourId, TourStatus, Transition};
+use engine::{
+    Booking, CustomerId, ListingId, PaymentId, Realtor, RealtorId, TourId, TourStatus, Transition,
+};
 
-use crate::reminders::Reminder;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::reminders::{DueReminder, Reminder};
 use crate::runtime::lock;
-use crate::store::{Assignment, Change, CreateOutcome, NewTour, Store, StoreError, TourRecord};
+use crate::store::{
+    Assignment, CartListing, Change, CreateOutcome, NewPayment, NewTour, Store, StoreError,
+    TourRecord,
+};
 
 #[derive(Default)]
 struct Inner {
     tours: HashMap<TourId, TourRecord>,
     by_payment: HashMap<PaymentId, TourId>,
     realtors: HashMap<RealtorId, Realtor>,
+    listings: HashMap<ListingId, CartListing>,
+    carts: HashMap<CustomerId, Vec<ListingId>>,
+    payments: Vec<NewPayment>,
+    /// Reminder rows and their status (`pending`, `sent`, `cancelled`).
+    reminders: Vec<(DueReminder, &'static str)>,
+    sent: Vec<serde_json::Value>,
 }
 
 /// Tours and realtors in memory.
@@ -36,6 +54,33 @@ impl MemoryStore {
     #[must_use]
     pub fn tours(&self) -> Vec<TourRecord> {
         lock(&self.inner).tours.values().cloned().collect()
+    }
+
+    /// Creates or replaces a listing (what the listing API does in the database).
+    pub fn put_listing(&self, listing: CartListing) {
+        lock(&self.inner).listings.insert(listing.id, listing);
+    }
+
+    /// Every reminder row with its status (`pending`, `sent`, `cancelled`), in creation order.
+    #[must_use]
+    pub fn reminders(&self) -> Vec<(DueReminder, String)> {
+        lock(&self.inner)
+            .reminders
+            .iter()
+            .map(|(r, status)| (r.clone(), (*status).to_owned()))
+            .collect()
+    }
+
+    /// The data of every `notification.sent` event, in order.
+    #[must_use]
+    pub fn notifications_sent(&self) -> Vec<serde_json::Value> {
+        lock(&self.inner).sent.clone()
+    }
+
+    /// Every payment a checkout created, in order.
+    #[must_use]
+    pub fn payments(&self) -> Vec<NewPayment> {
+        lock(&self.inner).payments.clone()
     }
 }
 
@@ -188,13 +233,137 @@ impl Store for MemoryStore {
 
     async fn schedule_reminders(
         &self,
-        _tour: &TourRecord,
-        _reminders: &[Reminder],
+        tour: &TourRecord,
+        reminders: &[Reminder],
     ) -> Result<(), StoreError> {
+        let mut people = vec![format!("customer:{}", tour.customer_id)];
+        people.extend(tour.realtor_id.map(|r| format!("realtor:{r}")));
+        let mut inner = lock(&self.inner);
+        for recipient in people {
+            for r in reminders {
+                let same = |(row, _): &&mut (DueReminder, &'static str)| {
+                    row.tour_id == tour.id
+                        && row.kind == r.kind
+                        && row.recipient == recipient
+                        && row.due_at == r.due_at
+                };
+                if let Some((_, status)) = inner.reminders.iter_mut().find(same) {
+                    if *status == "cancelled" {
+                        *status = "pending";
+                    }
+                    continue;
+                }
+                let row = DueReminder {
+                    id: Uuid::new_v4(),
+                    tour_id: tour.id,
+                    kind: r.kind.clone(),
+                    recipient: recipient.clone(),
+                    due_at: r.due_at,
+                };
+                inner.reminders.push((row, "pending"));
+            }
+        }
         Ok(())
     }
 
-    async fn cancel_reminders(&self, _tour: TourId) -> Result<u64, StoreError> {
-        Ok(0)
+    async fn cancel_reminders(&self, tour: TourId) -> Result<u64, StoreError> {
+        let mut n = 0;
+        for (row, status) in &mut lock(&self.inner).reminders {
+            if row.tour_id == tour && *status == "pending" {
+                *status = "cancelled";
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    async fn pending_reminders(
+        &self,
+        tour: Option<TourId>,
+    ) -> Result<Vec<DueReminder>, StoreError> {
+        let mut due: Vec<DueReminder> = lock(&self.inner)
+            .reminders
+            .iter()
+            .filter(|(row, status)| *status == "pending" && tour.is_none_or(|t| row.tour_id == t))
+            .map(|(row, _)| row.clone())
+            .collect();
+        due.sort_by_key(|r| r.due_at);
+        Ok(due)
+    }
+
+    async fn record_reminder_sent(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let mut inner = lock(&self.inner);
+        let Some(at) = inner
+            .reminders
+            .iter()
+            .position(|(row, status)| row.id == id && *status == "pending")
+        else {
+            return Ok(false);
+        };
+        let row = inner.reminders[at].0.clone();
+        let wanted = inner.tours.get(&row.tour_id).is_some_and(|t| {
+            matches!(t.status, TourStatus::Assigned | TourStatus::Accepted)
+                && t.start.is_some_and(|start| start > now)
+        });
+        if !wanted {
+            inner.reminders[at].1 = "cancelled";
+            return Ok(false);
+        }
+        inner.reminders[at].1 = "sent";
+        inner.sent.push(serde_json::json!({
+            "notification_id": row.id,
+            "kind": row.kind,
+            "tour_id": row.tour_id,
+            "recipient_email": row.recipient,
+            "due_at": row.due_at,
+            "sent_at": now,
+        }));
+        Ok(true)
+    }
+
+    async fn cart_listing(&self, listing: ListingId) -> Result<Option<CartListing>, StoreError> {
+        Ok(lock(&self.inner).listings.get(&listing).cloned())
+    }
+
+    async fn cart_items(&self, customer: CustomerId) -> Result<Vec<CartListing>, StoreError> {
+        let inner = lock(&self.inner);
+        Ok(inner
+            .carts
+            .get(&customer)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| inner.listings.get(id).cloned())
+            .collect())
+    }
+
+    async fn add_cart_item(
+        &self,
+        customer: CustomerId,
+        listing: ListingId,
+    ) -> Result<bool, StoreError> {
+        let mut inner = lock(&self.inner);
+        let cart = inner.carts.entry(customer).or_default();
+        if cart.contains(&listing) {
+            return Ok(false);
+        }
+        cart.push(listing);
+        Ok(true)
+    }
+
+    async fn remove_cart_item(
+        &self,
+        customer: CustomerId,
+        listing: ListingId,
+    ) -> Result<bool, StoreError> {
+        let mut inner = lock(&self.inner);
+        let cart = inner.carts.entry(customer).or_default();
+        let before = cart.len();
+        cart.retain(|l| *l != listing);
+        Ok(cart.len() < before)
+    }
+
+    async fn create_payment(&self, payment: &NewPayment) -> Result<(), StoreError> {
+        lock(&self.inner).payments.push(payment.clone());
+        Ok(())
     }
 }

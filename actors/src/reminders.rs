@@ -21,6 +21,21 @@ pub struct Reminder {
     pub due_at: DateTime<Utc>,
 }
 
+/// A pending reminder row, as the scheduler fires it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueReminder {
+    /// The `notifications` row.
+    pub id: Uuid,
+    /// The tour it reminds of.
+    pub tour_id: TourId,
+    /// `reminder_24h`, `reminder_1h`, ...
+    pub kind: String,
+    /// Who gets it (an email address in the database).
+    pub recipient: String,
+    /// When it is due.
+    pub due_at: DateTime<Utc>,
+}
+
 /// The notification kind of a reminder `offset` before the start: `reminder_24h`,
 /// `reminder_1h`, otherwise `reminder_{minutes}m`.
 #[must_use]

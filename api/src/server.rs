@@ -213,8 +213,11 @@ pub async fn healthz() -> HttpResponse {
 /// `GET /readyz`.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let database = state.db.execute_unprepared("SELECT 1").await.is_ok();
-    let body = json!({"ready": database, "dependencies": {"database": database}});
-    if database {
+    // False once a supervisor of the actor runtime escalated (see actors::runtime::root).
+    let engine = state.runtime.healthy();
+    let ready = database && engine;
+    let body = json!({"ready": ready, "dependencies": {"database": database, "engine": engine}});
+    if ready {
         HttpResponse::Ok().json(body)
     } else {
         HttpResponse::ServiceUnavailable().json(body)

@@ -7,11 +7,14 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use engine::geo::ring_bound_km;
-use engine::{RealtorId, TourId};
+use engine::{CustomerId, RealtorId, TourId};
 use h3o::CellIndex;
 use ractor::rpc::CallResult;
 use ractor::{ActorRef, Message, RpcReplyPort};
 
+use super::cart::CartMsg;
+use super::notifier::{Notifier, OutboxNotifier};
+use super::reminder::ReminderMsg;
 use super::shard::ShardMsg;
 use super::tour::TourMsg;
 use super::{RuntimeConfig, RuntimeError};
@@ -29,6 +32,8 @@ pub(crate) struct Ctx {
     pub store: Arc<dyn Store>,
     pub bus: Arc<dyn EventBus>,
     pub config: RuntimeConfig,
+    /// Where due reminders go ([`RuntimeConfig::notifier`], or the outbox).
+    pub notifier: Arc<dyn Notifier>,
     /// Cells with a shard actor.
     pub shard_cells: RwLock<HashSet<CellIndex>>,
     /// Which shard holds each realtor.
@@ -43,14 +48,21 @@ pub(crate) struct Ctx {
     pub restarts: AtomicU64,
     /// Set once shutdown begins: supervisors stop restarting.
     pub shutting_down: AtomicBool,
+    /// Supervisors that escalated to the root (`"{name}: {reason}"`).
+    pub escalations: Mutex<Vec<String>>,
 }
 
 impl Ctx {
     pub fn new(store: Arc<dyn Store>, bus: Arc<dyn EventBus>, config: RuntimeConfig) -> Self {
+        let notifier = config
+            .notifier
+            .clone()
+            .unwrap_or_else(|| Arc::new(OutboxNotifier::new(store.clone(), config.clock.clone())));
         Self {
             store,
             bus,
             config,
+            notifier,
             shard_cells: RwLock::default(),
             realtor_cells: RwLock::default(),
             parked: Mutex::default(),
@@ -58,6 +70,7 @@ impl Ctx {
             matching: Mutex::default(),
             restarts: AtomicU64::new(0),
             shutting_down: AtomicBool::new(false),
+            escalations: Mutex::default(),
         }
     }
 
@@ -69,6 +82,32 @@ impl Ctx {
     /// Registry name of a tour actor: `tour:{uuid}` (after the namespace).
     pub fn tour_name(&self, tour: TourId) -> String {
         format!("{}tour:{}", self.config.namespace, tour.0)
+    }
+
+    /// Registry name of a customer's cart actor: `cart:{uuid}` (after the namespace).
+    pub fn cart_name(&self, customer: CustomerId) -> String {
+        format!("{}cart:{}", self.config.namespace, customer.0)
+    }
+
+    pub fn cart(&self, customer: CustomerId) -> Option<ActorRef<CartMsg>> {
+        ractor::registry::where_is(self.cart_name(customer)).map(ActorRef::from)
+    }
+
+    /// Registry name of the reminder scheduler: `reminders` (after the namespace).
+    pub fn reminders_name(&self) -> String {
+        format!("{}reminders", self.config.namespace)
+    }
+
+    pub fn reminders(&self) -> Option<ActorRef<ReminderMsg>> {
+        ractor::registry::where_is(self.reminders_name()).map(ActorRef::from)
+    }
+
+    /// Tells the reminder scheduler that `tour`'s reminders were written or cancelled (call
+    /// after the write: if the scheduler is down, it loads them when it starts).
+    pub fn reminders_changed(&self, tour: TourId) {
+        if let Some(scheduler) = self.reminders() {
+            let _ = scheduler.cast(ReminderMsg::Reload(tour));
+        }
     }
 
     pub fn shard(&self, cell: CellIndex) -> Option<ActorRef<ShardMsg>> {

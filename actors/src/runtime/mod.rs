@@ -1,12 +1,20 @@
 //! The actor runtime (DESIGN "actors") and [`Runtime`], the cheap handle the HTTP API calls.
 //!
-//! Tree: two supervisors (`supervisor:shards`, `supervisor:tours`) own the `shard:{cell}` and
-//! `tour:{uuid}` actors; a task consumes the `payments` topic. Names are resolved through
+//! Tree: under `supervisor:root` (see [`root`]), `supervisor:shards` owns the `shard:{cell}`
+//! actors, `supervisor:tours` the `tour:{uuid}` actors and the reminder scheduler,
+//! `supervisor:carts` the `cart:{customer}` actors; a task consumes the `payments` topic.
+//! Names are resolved through
 //! ractor's registry, prefixed by [`RuntimeConfig::namespace`] (empty by default; tests that
 //! run several runtimes in one process give each its own).
 
+pub mod cart;
+pub mod clock;
+mod commands;
 mod consumer;
 mod ctx;
+pub mod notifier;
+pub mod reminder;
+pub mod root;
 pub mod shard;
 pub mod supervisor;
 mod throttled;
@@ -24,7 +32,7 @@ use engine::{
     Stop, TimeWindow, TourId, TourPlan,
 };
 use h3o::{CellIndex, Resolution};
-use ractor::{Actor, ActorRef};
+use ractor::ActorRef;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
@@ -32,12 +40,16 @@ use uuid::Uuid;
 use crate::bus::{topics, EventBus};
 use crate::payments::{self, PaymentEvent, PaymentSucceeded};
 use crate::store::{CreateOutcome, NewTour, Store, StoreError, TourRecord};
+pub use cart::{Added, CartError, CartView, Checkout};
+pub use clock::{Clock, SystemClock, TokioClock};
 use consumer::consume_payments;
 pub(crate) use ctx::lock;
 use ctx::{ask, call_shard, Ctx};
+pub use notifier::{Notifier, OutboxNotifier};
+use root::Tree;
 use shard::{ShardMsg, ShardSeed};
 pub use supervisor::SupervisionConfig;
-use supervisor::{ChildSpec, SupArgs, SupMsg, Supervisor};
+use supervisor::{ChildSpec, SupMsg};
 use throttled::Throttled;
 use tour::{Command, TourMsg};
 
@@ -70,6 +82,12 @@ pub struct RuntimeConfig {
     pub namespace: String,
     /// Store operations in flight at most (the rest queue here, not on the pool's timeout).
     pub store_concurrency: usize,
+    /// A cart actor without a message for this long is stopped (passivated).
+    pub cart_idle_timeout: Duration,
+    /// The calendar time of the runtime's decisions (reminders, checkout windows).
+    pub clock: Arc<dyn Clock>,
+    /// Where due reminders go; `None`: [`OutboxNotifier`] over the runtime's store.
+    pub notifier: Option<Arc<dyn Notifier>>,
 }
 
 impl Default for RuntimeConfig {
@@ -85,6 +103,9 @@ impl Default for RuntimeConfig {
             supervision: SupervisionConfig::default(),
             namespace: String::new(),
             store_concurrency: 8,
+            cart_idle_timeout: Duration::from_secs(10 * 60),
+            clock: Arc::new(SystemClock),
+            notifier: None,
         }
     }
 }
@@ -137,6 +158,8 @@ struct Core {
     dead_lettered: std::sync::atomic::AtomicU64,
     shards: ActorRef<SupMsg>,
     tours: ActorRef<SupMsg>,
+    /// The root, these two supervisors and the carts' (see [`root`]).
+    tree: Tree,
 }
 
 struct Tasks {
@@ -173,43 +196,25 @@ impl Runtime {
             outbox_written.clone(),
         ));
         let ctx = Arc::new(Ctx::new(store, bus, config));
-        let ns = ctx.config.namespace.clone();
-        let unavailable = |e: ractor::SpawnErr| RuntimeError::Unavailable(e.to_string());
-        let (shards, _) = Actor::spawn(
-            Some(format!("{ns}supervisor:shards")),
-            Supervisor,
-            SupArgs { ctx: ctx.clone() },
-        )
-        .await
-        .map_err(unavailable)?;
-        let (tours, _) = match Actor::spawn(
-            Some(format!("{ns}supervisor:tours")),
-            Supervisor,
-            SupArgs { ctx: ctx.clone() },
-        )
-        .await
-        {
-            Ok(started) => started,
-            Err(e) => {
-                shards.stop(None);
-                return Err(unavailable(e));
-            }
-        };
+        let tree = Tree::spawn(&ctx).await?;
         let core = Arc::new(Core {
             ctx,
             changes,
             outbox_written,
             consumer_lag: std::sync::atomic::AtomicI64::new(-1),
             dead_lettered: std::sync::atomic::AtomicU64::new(0),
-            shards,
-            tours,
+            shards: tree.shards.clone(),
+            tours: tree.tours.clone(),
+            tree,
         });
-        if let Err(err) = core.recover().await {
+        let recovered = match core.recover().await {
+            // After the tours: it loads every reminder they (re)scheduled.
+            Ok(()) => core.start_child(&core.tours, ChildSpec::Reminders).await,
+            Err(err) => Err(err),
+        };
+        if let Err(err) = recovered {
             core.ctx.shutting_down.store(true, Ordering::SeqCst);
-            for sup in [&core.tours, &core.shards] {
-                sup.stop_children(None);
-                sup.stop(None);
-            }
+            core.tree.stop();
             return Err(err);
         }
         let (stop, stopped) = watch::channel(false);
@@ -292,129 +297,6 @@ impl Runtime {
         .map_err(|_| RuntimeError::UnknownRealtor(id))
     }
 
-    /// The realtor accepts the assigned tour.
-    ///
-    /// # Errors
-    /// [`RuntimeError::NotFound`], [`RuntimeError::Illegal`], store or actor failures.
-    pub async fn accept(&self, t: TourId) -> Result<TourRecord, RuntimeError> {
-        self.core.command(t, Command::Accept).await
-    }
-
-    /// The realtor declines: the tour is matched again without them.
-    ///
-    /// # Errors
-    /// As [`Runtime::accept`].
-    pub async fn decline(&self, t: TourId) -> Result<TourRecord, RuntimeError> {
-        self.core.command(t, Command::Decline).await
-    }
-
-    /// The realtor starts the tour.
-    ///
-    /// # Errors
-    /// As [`Runtime::accept`].
-    pub async fn start_tour(&self, t: TourId) -> Result<TourRecord, RuntimeError> {
-        self.core.command(t, Command::Start).await
-    }
-
-    /// The realtor completes the tour.
-    ///
-    /// # Errors
-    /// As [`Runtime::accept`].
-    pub async fn complete(&self, t: TourId) -> Result<TourRecord, RuntimeError> {
-        self.core.command(t, Command::Complete).await
-    }
-
-    /// Cancels the tour, freeing its realtor's time.
-    ///
-    /// # Errors
-    /// As [`Runtime::accept`].
-    pub async fn cancel(&self, t: TourId) -> Result<TourRecord, RuntimeError> {
-        self.core.command(t, Command::Cancel).await
-    }
-
-    /// Moves the tour to a new window: the old slot is freed and the tour matched again.
-    ///
-    /// # Errors
-    /// As [`Runtime::accept`].
-    pub async fn reschedule(
-        &self,
-        t: TourId,
-        window: TimeWindow,
-    ) -> Result<TourRecord, RuntimeError> {
-        self.core.command(t, Command::Reschedule(window)).await
-    }
-
-    /// Realtors able to take a one-listing visit at `at` within `radius_km` during `window`:
-    /// `(realtor, km, earliest start)`, nearest first.
-    ///
-    /// # Errors
-    /// [`RuntimeError::Invalid`] for an unusable radius, or a shard does not answer.
-    pub async fn availability(
-        &self,
-        at: Location,
-        radius_km: f64,
-        window: TimeWindow,
-    ) -> Result<Vec<(RealtorId, f64, DateTime<Utc>)>, RuntimeError> {
-        if !(radius_km.is_finite() && radius_km >= 0.0) {
-            return Err(RuntimeError::Invalid(format!("radius {radius_km} km")));
-        }
-        let ctx = &self.core.ctx;
-        let stop = Stop {
-            id: ListingId(Uuid::nil()),
-            location: at,
-        };
-        let plan = Arc::new(
-            TourPlan::new(
-                TourId(Uuid::nil()),
-                &[stop],
-                window,
-                ctx.config.visit_minutes,
-                vec![],
-            )
-            .map_err(|e| RuntimeError::Invalid(e.to_string()))?,
-        );
-        let res = ctx.config.shard_resolution;
-        let origin = at.cell(res);
-        let occupied = ctx.shard_cells();
-        let mut seen = 0;
-        let mut found = Vec::new();
-        for k in 0.. {
-            for cell in ring(origin, k).into_iter().filter(|c| occupied.contains(c)) {
-                seen += 1;
-                found.extend(
-                    call_shard(ctx, cell, |reply| ShardMsg::Available {
-                        plan: plan.clone(),
-                        radius_km,
-                        reply,
-                    })
-                    .await?,
-                );
-            }
-            if seen >= occupied.len() || ring_bound_km(res, k) > radius_km {
-                break;
-            }
-        }
-        found.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
-        Ok(found
-            .into_iter()
-            .map(|(id, km, start)| (id, km, engine::time::to_datetime(start)))
-            .collect())
-    }
-
-    /// The tour as its actor holds it, or as stored when no actor runs it.
-    ///
-    /// # Errors
-    /// The store fails.
-    pub async fn tour(&self, t: TourId) -> Result<Option<TourRecord>, RuntimeError> {
-        let ctx = &self.core.ctx;
-        if let Some(actor) = ctx.tour(t) {
-            if let Some(record) = ask(&actor, TourMsg::Get, ctx.config.call_timeout).await {
-                return Ok(Some(record));
-            }
-        }
-        Ok(ctx.store.get_tour(t).await?)
-    }
-
     /// Every tour change committed from now on (created, assigned, accepted, cancelled, ...),
     /// as the stored record. A receiver that falls more than a few thousand changes behind gets
     /// `RecvError::Lagged` and should re-read the tours it follows.
@@ -462,12 +344,17 @@ impl Runtime {
         self.core.dead_lettered.load(Ordering::Relaxed)
     }
 
-    /// Whether both supervisors run (false once one escalated after too many restarts).
+    /// Whether the supervision tree runs whole (false once a supervisor escalated after too
+    /// many restarts of its children; see [`root`]).
     #[must_use]
     pub fn healthy(&self) -> bool {
-        [&self.core.shards, &self.core.tours]
-            .iter()
-            .all(|s| s.get_status() == ractor::ActorStatus::Running)
+        self.core.tree.healthy(&self.core.ctx)
+    }
+
+    /// What escalated to the root so far (`"{supervisor}: {reason}"`), for logs and `/readyz`.
+    #[must_use]
+    pub fn escalations(&self) -> Vec<String> {
+        lock(&self.core.ctx.escalations).clone()
     }
 
     /// Tours whose matching is queued or running (0 when the runtime is idle).
@@ -521,7 +408,7 @@ impl Runtime {
             .is_some_and(|t| t.cast(TourMsg::Crash).is_ok())
     }
 
-    /// Stops the payments consumer, then the tour actors, then the shards.
+    /// Stops the payments consumer, then the tour and cart actors, then the shards.
     pub async fn shutdown(self) {
         let ctx = &self.core.ctx;
         ctx.shutting_down.store(true, Ordering::SeqCst);
@@ -530,12 +417,7 @@ impl Runtime {
         if let Some(consumer) = consumer {
             let _ = consumer.await;
         }
-        let wait = Some(ctx.config.call_timeout);
-        for sup in [&self.core.tours, &self.core.shards] {
-            sup.stop_children_and_wait(Some("shutdown".into()), wait)
-                .await;
-            let _ = sup.stop_and_wait(Some("shutdown".into()), wait).await;
-        }
+        self.core.tree.stop_and_wait(ctx.config.call_timeout).await;
         let relay = lock(&self.tasks.relay).take();
         if let Some((db, handle)) = relay {
             let _ = handle.await;
@@ -670,48 +552,6 @@ impl Core {
                 }
                 Ok(id)
             }
-        }
-    }
-
-    /// Sends `command` to the tour's actor, starting it if the tour is open but not running;
-    /// a closed tour answers from the store.
-    async fn command(&self, t: TourId, command: Command) -> Result<TourRecord, RuntimeError> {
-        let ctx = &self.ctx;
-        let timeout = ctx.config.call_timeout;
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut delay = Duration::from_millis(2);
-        loop {
-            if let Some(actor) = ctx.tour(t) {
-                let cmd = command.clone();
-                if let Some(result) =
-                    ask(&actor, |reply| TourMsg::Command(cmd, reply), timeout).await
-                {
-                    return result;
-                }
-            } else {
-                let record = ctx
-                    .store
-                    .get_tour(t)
-                    .await?
-                    .ok_or(RuntimeError::NotFound(t))?;
-                if record.status.is_terminal() {
-                    return match record.status.apply(command.transition()) {
-                        Err(illegal) => Err(RuntimeError::Illegal(illegal)),
-                        Ok(_) => Err(RuntimeError::Conflict),
-                    };
-                }
-                let _ = self
-                    .start_child(&self.tours, ChildSpec::Tour(t, Some(Box::new(record))))
-                    .await;
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(RuntimeError::Unavailable(format!(
-                    "tour {} did not answer",
-                    t.0
-                )));
-            }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_millis(100));
         }
     }
 }

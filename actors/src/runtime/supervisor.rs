@@ -1,5 +1,6 @@
-//! The supervisors: one for the shards, one for the tours (registry names
-//! `supervisor:shards`, `supervisor:tours`). ractor restarts nothing by itself: a supervisor
+//! The supervisors: one for the shards, one for the tours, one for the carts (registry names
+//! `supervisor:shards`, `supervisor:tours`, `supervisor:carts`), all under the root
+//! (see [`super::root`]). ractor restarts nothing by itself: a supervisor
 //! handles its children's failures in `handle_supervisor_evt`, restarting each with
 //! exponential backoff; more than `max_restarts` restarts within `within` (Erlang's
 //! intensity/period) and it escalates: it stops its children and itself.
@@ -9,12 +10,14 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use engine::TourId;
+use engine::{CustomerId, TourId};
 use h3o::CellIndex;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use tokio::time::Instant;
 
+use super::cart::{CartActor, CartArgs};
 use super::ctx::Ctx;
+use super::reminder::{ReminderArgs, ReminderScheduler};
 use super::shard::{ShardActor, ShardArgs, ShardSeed};
 use super::tour::{TourActor, TourArgs};
 use crate::store::TourRecord;
@@ -50,6 +53,10 @@ pub enum ChildKey {
     Shard(CellIndex),
     /// The actor of a tour.
     Tour(TourId),
+    /// The cart of a customer.
+    Cart(CustomerId),
+    /// The reminder scheduler.
+    Reminders,
 }
 
 /// How to start a child.
@@ -58,6 +65,10 @@ pub enum ChildSpec {
     Shard(CellIndex, Option<ShardSeed>),
     /// A tour actor, with the tour as stored or (`None`) loading it.
     Tour(TourId, Option<Box<TourRecord>>),
+    /// A customer's cart actor (it reads the cart from the store on each command).
+    Cart(CustomerId),
+    /// The reminder scheduler (it loads the pending reminders from the store).
+    Reminders,
 }
 
 impl ChildSpec {
@@ -65,6 +76,8 @@ impl ChildSpec {
         match self {
             ChildSpec::Shard(cell, _) => ChildKey::Shard(*cell),
             ChildSpec::Tour(id, _) => ChildKey::Tour(*id),
+            ChildSpec::Cart(customer) => ChildKey::Cart(*customer),
+            ChildSpec::Reminders => ChildKey::Reminders,
         }
     }
 }
@@ -134,6 +147,28 @@ impl Supervisor {
                 .await
                 .map(|(r, _)| r.get_id())
             }
+            ChildSpec::Cart(customer) => {
+                let args = CartArgs {
+                    ctx: ctx.clone(),
+                    customer,
+                };
+                Actor::spawn_linked(
+                    Some(ctx.cart_name(customer)),
+                    CartActor,
+                    args,
+                    myself.get_cell(),
+                )
+                .await
+                .map(|(r, _)| r.get_id())
+            }
+            ChildSpec::Reminders => Actor::spawn_linked(
+                Some(ctx.reminders_name()),
+                ReminderScheduler,
+                ReminderArgs { ctx: ctx.clone() },
+                myself.get_cell(),
+            )
+            .await
+            .map(|(r, _)| r.get_id()),
         }
         .map_err(|e| e.to_string())?;
         state.by_id.insert(id, key);
@@ -233,6 +268,8 @@ impl Actor for Supervisor {
                     let spec = match key {
                         ChildKey::Shard(cell) => ChildSpec::Shard(cell, None),
                         ChildKey::Tour(tour) => ChildSpec::Tour(tour, None),
+                        ChildKey::Cart(customer) => ChildSpec::Cart(customer),
+                        ChildKey::Reminders => ChildSpec::Reminders,
                     };
                     match Self::spawn_child(&myself, state, spec).await {
                         Ok(()) => {

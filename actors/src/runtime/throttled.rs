@@ -111,4 +111,53 @@ impl Store for Throttled {
         let _p = self.permit().await;
         self.inner.cancel_reminders(tour).await
     }
+    async fn pending_reminders(
+        &self,
+        tour: Option<TourId>,
+    ) -> Result<Vec<crate::reminders::DueReminder>, StoreError> {
+        let _p = self.permit().await;
+        self.inner.pending_reminders(tour).await
+    }
+    async fn record_reminder_sent(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let _p = self.permit().await;
+        let sent = self.inner.record_reminder_sent(id, now).await?;
+        if sent {
+            self.outbox_written.notify_one();
+        }
+        Ok(sent)
+    }
+    async fn cart_listing(
+        &self,
+        listing: ListingId,
+    ) -> Result<Option<crate::store::CartListing>, StoreError> {
+        let _p = self.permit().await;
+        self.inner.cart_listing(listing).await
+    }
+    async fn cart_items(
+        &self,
+        customer: engine::CustomerId,
+    ) -> Result<Vec<crate::store::CartListing>, StoreError> {
+        let _p = self.permit().await;
+        self.inner.cart_items(customer).await
+    }
+    async fn add_cart_item(
+        &self,
+        customer: engine::CustomerId,
+        listing: ListingId,
+    ) -> Result<bool, StoreError> {
+        let _p = self.permit().await;
+        self.inner.add_cart_item(customer, listing).await
+    }
+    async fn remove_cart_item(
+        &self,
+        customer: engine::CustomerId,
+        listing: ListingId,
+    ) -> Result<bool, StoreError> {
+        let _p = self.permit().await;
+        self.inner.remove_cart_item(customer, listing).await
+    }
+    async fn create_payment(&self, payment: &crate::store::NewPayment) -> Result<(), StoreError> {
+        let _p = self.permit().await;
+        self.inner.create_payment(payment).await
+    }
 }

@@ -264,8 +264,16 @@ async fn schedule_reminders(ctx: &Ctx, record: &TourRecord) -> Result<(), StoreE
     let Some(start) = record.start else {
         return Ok(());
     };
-    let reminders = reminders_for(start, &ctx.config.reminder_offsets, chrono::Utc::now());
-    ctx.store.schedule_reminders(record, &reminders).await
+    let reminders = reminders_for(start, &ctx.config.reminder_offsets, ctx.config.clock.now());
+    ctx.store.schedule_reminders(record, &reminders).await?;
+    ctx.reminders_changed(record.id);
+    Ok(())
+}
+
+async fn cancel_reminders(ctx: &Ctx, tour: TourId) -> Result<(), RuntimeError> {
+    ctx.store.cancel_reminders(tour).await.map_err(to_runtime)?;
+    ctx.reminders_changed(tour);
+    Ok(())
 }
 
 fn arm_accept_timer(myself: &ActorRef<TourMsg>, state: &mut TourState) {
@@ -490,19 +498,13 @@ async fn apply(
     if let Some((realtor, _)) = before {
         if !record.status.is_active() {
             if record.status != TourStatus::Completed {
-                ctx.store
-                    .cancel_reminders(record.id)
-                    .await
-                    .map_err(to_runtime)?;
+                cancel_reminders(&ctx, record.id).await?;
             }
             release(&ctx, realtor, record.id).await?;
         }
     }
     if record.status == TourStatus::Cancelled && before.is_none() {
-        ctx.store
-            .cancel_reminders(record.id)
-            .await
-            .map_err(to_runtime)?;
+        cancel_reminders(&ctx, record.id).await?;
     }
     if record.status == TourStatus::Pending {
         queue(&ctx, myself, record.id, TourMsg::Match);

@@ -15,6 +15,8 @@ pub(super) const TOPIC_TOURS: &str = "tours";
 pub(super) const TOPIC_APPOINTMENTS: &str = "appointments";
 /// Topic of realtor availability.
 pub(super) const TOPIC_AVAILABILITY: &str = "availability";
+/// Topic of notifications (reminders).
+pub(super) const TOPIC_NOTIFICATIONS: &str = "notifications";
 
 /// One event to append to the outbox.
 pub(super) struct OutboxEvent {
@@ -25,6 +27,16 @@ pub(super) struct OutboxEvent {
 }
 
 impl OutboxEvent {
+    /// A `notifications` event (`notification.sent`), keyed by `key` (the tour).
+    pub(super) fn notification(event_type: &'static str, key: String, data: Value) -> Self {
+        Self {
+            topic: TOPIC_NOTIFICATIONS,
+            key,
+            event_type,
+            data,
+        }
+    }
+
     /// A `tours` event carrying the tour JSON (without the explanation, which can be large and
     /// is served by the API on request).
     pub(super) fn tour(event_type: &'static str, tour: &TourRecord) -> Result<Self, DbErr> {

@@ -6,7 +6,9 @@
 //! change it describes was committed. The database guards double booking itself
 //! ([`StoreError::Overlap`]); versions guard against lost updates ([`StoreError::Conflict`]).
 
+mod cart;
 mod events;
+mod notifications;
 mod rows;
 mod sea;
 mod sql;
@@ -14,13 +16,14 @@ mod sql;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use engine::{
-    Booking, CustomerId, Explanation, PaymentId, Realtor, RealtorId, Stop, TimeWindow, TourId,
-    TourStatus, Transition,
+    Booking, CustomerId, Explanation, ListingId, PaymentId, Realtor, RealtorId, Stop, TimeWindow,
+    TourId, TourStatus, Transition,
 };
 use sea_orm::DbErr;
 use serde::Serialize;
 use uuid::Uuid;
 
+pub use cart::{CartListing, NewPayment, Point};
 pub use sea::SeaStore;
 
 /// Name of the PostgreSQL exclusion constraint and of the SQLite trigger error that reject
@@ -261,4 +264,59 @@ pub trait Store: Send + Sync + 'static {
     /// # Errors
     /// [`StoreError::Database`].
     async fn cancel_reminders(&self, tour: TourId) -> Result<u64, StoreError>;
+
+    /// One listing that is not deleted, as a cart shows it (whatever its status).
+    ///
+    /// # Errors
+    /// [`StoreError::Database`].
+    async fn cart_listing(&self, listing: ListingId) -> Result<Option<CartListing>, StoreError>;
+
+    /// The customer's cart in cart order (deleted listings have left it).
+    ///
+    /// # Errors
+    /// [`StoreError::Database`].
+    async fn cart_items(&self, customer: CustomerId) -> Result<Vec<CartListing>, StoreError>;
+
+    /// Puts a listing last in the customer's cart; `false` when it was already in it.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`], e.g. an unknown customer or listing.
+    async fn add_cart_item(
+        &self,
+        customer: CustomerId,
+        listing: ListingId,
+    ) -> Result<bool, StoreError>;
+
+    /// Takes a listing out of the customer's cart; `false` when it was not in it.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`].
+    async fn remove_cart_item(
+        &self,
+        customer: CustomerId,
+        listing: ListingId,
+    ) -> Result<bool, StoreError>;
+
+    /// Pending reminders of one tour (or of all tours), earliest first.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`].
+    async fn pending_reminders(
+        &self,
+        tour: Option<TourId>,
+    ) -> Result<Vec<crate::reminders::DueReminder>, StoreError>;
+
+    /// Records a due reminder as sent at `now` with its `notification.sent` event, unless it
+    /// is no longer pending or its tour no longer expects it (cancelled, being matched again,
+    /// started): then nothing is sent and `false` returned. Idempotent.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`].
+    async fn record_reminder_sent(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError>;
+
+    /// Stores the `pending` payment of a checkout.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`].
+    async fn create_payment(&self, payment: &NewPayment) -> Result<(), StoreError>;
 }

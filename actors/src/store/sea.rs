@@ -6,7 +6,9 @@
 //! busy timeout instead of failing to upgrade a read snapshot; PostgreSQL row-locks the tour.
 
 use async_trait::async_trait;
-use engine::{Booking, PaymentId, Realtor, RealtorId, TourId, TourStatus, Transition};
+use engine::{
+    Booking, CustomerId, ListingId, PaymentId, Realtor, RealtorId, TourId, TourStatus, Transition,
+};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query, SelectStatement};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, TransactionTrait, Value};
 use serde_json::json;
@@ -19,7 +21,10 @@ use super::rows::{
     TOUR_COLUMNS,
 };
 use super::sql::{classify, custom, diagnose, guarded_update, now, to_json};
-use super::{Assignment, Change, CreateOutcome, NewTour, Store, StoreError, TourRecord};
+use super::{
+    Assignment, CartListing, Change, CreateOutcome, NewPayment, NewTour, Store, StoreError,
+    TourRecord,
+};
 
 /// Rows per multi-row insert: well under PostgreSQL's 65535 bind parameters.
 const BATCH_ROWS: usize = 1000;
@@ -178,6 +183,49 @@ impl Store for SeaStore {
 
     async fn cancel_reminders(&self, tour: TourId) -> Result<u64, StoreError> {
         crate::reminders::cancel(&self.db, tour).await
+    }
+
+    async fn pending_reminders(
+        &self,
+        tour: Option<TourId>,
+    ) -> Result<Vec<crate::reminders::DueReminder>, StoreError> {
+        super::notifications::pending(&self.db, tour).await
+    }
+
+    async fn record_reminder_sent(
+        &self,
+        id: uuid::Uuid,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, StoreError> {
+        super::notifications::record_sent(&self.db, id, now).await
+    }
+
+    async fn cart_listing(&self, listing: ListingId) -> Result<Option<CartListing>, StoreError> {
+        super::cart::listing(&self.db, listing).await
+    }
+
+    async fn cart_items(&self, customer: CustomerId) -> Result<Vec<CartListing>, StoreError> {
+        super::cart::items(&self.db, customer).await
+    }
+
+    async fn add_cart_item(
+        &self,
+        customer: CustomerId,
+        listing: ListingId,
+    ) -> Result<bool, StoreError> {
+        super::cart::add(&self.db, customer, listing).await
+    }
+
+    async fn remove_cart_item(
+        &self,
+        customer: CustomerId,
+        listing: ListingId,
+    ) -> Result<bool, StoreError> {
+        super::cart::remove(&self.db, customer, listing).await
+    }
+
+    async fn create_payment(&self, payment: &NewPayment) -> Result<(), StoreError> {
+        super::cart::create_payment(&self.db, payment).await
     }
 
     async fn create_tour_from_payment(&self, tour: NewTour) -> Result<CreateOutcome, StoreError> {

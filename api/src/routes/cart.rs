@@ -1,22 +1,22 @@
-//! Cart, checkout and the built-in payment gateway simulator (CONTRACT 4).
+//! Cart and checkout (CONTRACT 4): the rules live in the customer's cart actor
+//! ([`actors::runtime::cart`]); these handlers check the caller and the input, and map its
+//! answers and errors to HTTP.
 
 use actix_web::{web, HttpResponse};
+use actors::runtime::CartError;
 use chrono::{DateTime, Duration, Utc};
-use engine::{ListingId, Stop};
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Order, Query};
-use sea_orm::ConnectionTrait;
+use engine::{CustomerId, ListingId};
 use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use crate::perm::Capability;
-use crate::routes::listings;
 use crate::state::AppState;
 
 /// Items a cart holds at most (CONTRACT 4).
-pub const MAX_ITEMS: usize = engine::route::MAX_LISTINGS;
+pub const MAX_ITEMS: usize = actors::runtime::cart::MAX_ITEMS;
 
 /// `POST /cart/items` body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -24,28 +24,18 @@ pub struct AddItem {
     listing_id: Uuid,
 }
 
-/// The cart's listings in cart order (deleted or unpublished ones have left it).
-async fn items(state: &AppState, customer: Uuid) -> Result<Vec<listings::Listing>, ApiError> {
-    let select = Query::select()
-        .column("listing_id")
-        .from("cart_items")
-        .and_where(Expr::col("customer_id").eq(customer))
-        .order_by("position", Order::Asc)
-        .to_owned();
-    let mut out = Vec::new();
-    for row in state.db.query_all(&select).await? {
-        let id: Uuid = row.try_get("", "listing_id")?;
-        if let Some(listing) = listings::find(state, id).await? {
-            out.push(listing);
+/// Maps a cart actor's refusal to the API's errors.
+fn cart_error(err: CartError) -> ApiError {
+    match err {
+        CartError::ListingNotFound => ApiError::not_found("listing"),
+        CartError::NotInCart => ApiError::not_found("cart item"),
+        e @ (CartError::Full | CartError::Empty) => ApiError::invalid(e.to_string()),
+        CartError::Invalid(m) => ApiError::invalid(m),
+        CartError::Unavailable(_) => {
+            ApiError::new(Code::Unavailable, "the engine is busy; retry shortly")
         }
+        e @ CartError::Store(_) => ApiError::internal(&e),
     }
-    Ok(out)
-}
-
-async fn cart_json(state: &AppState, customer: Uuid) -> Result<serde_json::Value, ApiError> {
-    let items = items(state, customer).await?;
-    let total: i64 = items.iter().map(|l| l.price_cents).sum();
-    Ok(json!({"items": items, "total_cents": total}))
 }
 
 /// `GET /cart`.
@@ -54,7 +44,12 @@ async fn cart_json(state: &AppState, customer: Uuid) -> Result<serde_json::Value
 /// 403 for non-customers.
 pub async fn get(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     caller.may(Capability::Shop)?;
-    Ok(HttpResponse::Ok().json(cart_json(&state, caller.id).await?))
+    let cart = state
+        .runtime
+        .cart(CustomerId(caller.id))
+        .await
+        .map_err(cart_error)?;
+    Ok(HttpResponse::Ok().json(cart))
 }
 
 /// `POST /cart/items`: 201 with the cart (200 when the listing was already in it).
@@ -67,45 +62,16 @@ pub async fn add(
     body: web::Json<AddItem>,
 ) -> Result<HttpResponse, ApiError> {
     caller.may(Capability::Shop)?;
-    let listing = listings::find(&state, body.listing_id)
-        .await?
-        .filter(listings::is_published)
-        .ok_or_else(|| ApiError::not_found("listing"))?;
-    let current = items(&state, caller.id).await?;
-    if current.iter().any(|l| l.id == listing.id) {
-        return Ok(HttpResponse::Ok().json(cart_json(&state, caller.id).await?));
-    }
-    if current.len() >= MAX_ITEMS {
-        return Err(ApiError::invalid(format!(
-            "a cart holds at most {MAX_ITEMS} listings"
-        )));
-    }
-    let position = Query::select()
-        .expr_as(Expr::cust("COALESCE(MAX(position), 0)"), "p")
-        .from("cart_items")
-        .and_where(Expr::col("customer_id").eq(caller.id))
-        .to_owned();
-    let next: i32 = match state.db.query_one(&position).await? {
-        Some(row) => row.try_get::<i32>("", "p").unwrap_or(0) + 1,
-        None => 1,
-    };
-    let insert = Query::insert()
-        .into_table("cart_items")
-        .columns(["customer_id", "listing_id", "position", "added_at"])
-        .values_panic([
-            caller.id.into(),
-            listing.id.into(),
-            next.into(),
-            Utc::now().into(),
-        ])
-        .on_conflict(
-            OnConflict::columns(["customer_id", "listing_id"])
-                .do_nothing()
-                .to_owned(),
-        )
-        .to_owned();
-    state.db.execute(&insert).await?;
-    Ok(HttpResponse::Created().json(cart_json(&state, caller.id).await?))
+    let added = state
+        .runtime
+        .cart_add(CustomerId(caller.id), ListingId(body.listing_id))
+        .await
+        .map_err(cart_error)?;
+    Ok(if added.added {
+        HttpResponse::Created().json(added.cart)
+    } else {
+        HttpResponse::Ok().json(added.cart)
+    })
 }
 
 /// `DELETE /cart/items/{listing_id}`.
@@ -118,15 +84,12 @@ pub async fn remove(
     listing: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     caller.may(Capability::Shop)?;
-    let delete = Query::delete()
-        .from_table("cart_items")
-        .and_where(Expr::col("customer_id").eq(caller.id))
-        .and_where(Expr::col("listing_id").eq(*listing))
-        .to_owned();
-    if state.db.execute(&delete).await?.rows_affected() == 0 {
-        return Err(ApiError::not_found("cart item"));
-    }
-    Ok(HttpResponse::Ok().json(cart_json(&state, caller.id).await?))
+    let cart = state
+        .runtime
+        .cart_remove(CustomerId(caller.id), ListingId(*listing))
+        .await
+        .map_err(cart_error)?;
+    Ok(HttpResponse::Ok().json(cart))
 }
 
 /// A window as sent: checked here so bad values are 422, not 400.
@@ -174,51 +137,14 @@ pub async fn checkout(
 ) -> Result<HttpResponse, ApiError> {
     caller.may(Capability::Shop)?;
     let window = body.window.check()?;
-    let items = items(&state, caller.id).await?;
-    if items.is_empty() {
-        return Err(ApiError::invalid("the cart is empty"));
-    }
-    let stops = items
-        .iter()
-        .map(|l| {
-            Ok(Stop {
-                id: ListingId(l.id),
-                location: l.location.location()?,
-            })
-        })
-        .collect::<Result<Vec<_>, ApiError>>()?;
-    let amount: i64 = items.iter().map(|l| l.price_cents).sum();
-    let id = Uuid::now_v7();
-    let now = Utc::now();
-    let snapshot = serde_json::to_value(&stops).map_err(|e| ApiError::internal(&e))?;
-    let insert = Query::insert()
-        .into_table("payments")
-        .columns([
-            "id",
-            "customer_id",
-            "amount_cents",
-            "currency",
-            "status",
-            "window_start",
-            "window_end",
-            "listings",
-            "created_at",
-            "updated_at",
-        ])
-        .values_panic([
-            id.into(),
-            caller.id.into(),
-            amount.into(),
-            "USD".into(),
-            "pending".into(),
-            window.start().into(),
-            window.end().into(),
-            snapshot.into(),
-            now.into(),
-            now.into(),
-        ])
-        .to_owned();
-    state.db.execute(&insert).await?;
-    Ok(HttpResponse::Created()
-        .json(json!({"payment_id": id, "amount_cents": amount, "status": "pending"})))
+    let done = state
+        .runtime
+        .checkout(CustomerId(caller.id), window)
+        .await
+        .map_err(cart_error)?;
+    Ok(HttpResponse::Created().json(json!({
+        "payment_id": done.payment_id,
+        "amount_cents": done.amount_cents,
+        "status": "pending",
+    })))
 }

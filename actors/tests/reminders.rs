@@ -1,0 +1,368 @@
+//! Reminders fire at the configured offsets: paused tokio time, the in-memory store and a
+//! [`TokioClock`], so 25 hours pass in milliseconds and every firing time is exact. The
+//! store's part (sent once, never for a tour that no longer expects it, with its
+//! `notification.sent` event) also runs on PostgreSQL and SQLite.
+
+#[allow(
+    dead_code,
+    reason = "each test binary uses a different part of the support module"
+)]
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actors::bus::InProcessBus;
+use actors::memstore::MemoryStore;
+use actors::payments::PaymentSucceeded;
+use actors::reminders::{reminders_for, DueReminder};
+use actors::runtime::{Clock, Notifier, OutboxNotifier, Runtime, RuntimeConfig, TokioClock};
+use actors::store::{Assignment, Change, CreateOutcome, Store, StoreError, TourRecord};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use engine::{
+    CustomerId, ListingId, PaymentId, RealtorId, Stop, TimeWindow, TourId, TourStatus, Transition,
+};
+use support::{at, explanation, insert_users, lisbon, new_tour, outbox, realtor, Backend, TestDb};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+/// `(tour, kind, when, sent)` of every reminder handed to the notifier.
+type Fired = (TourId, String, DateTime<Utc>, bool);
+
+/// The default notifier, reporting each reminder with the clock's time.
+#[derive(Debug)]
+struct Recorder {
+    inner: OutboxNotifier,
+    clock: TokioClock,
+    fired: mpsc::UnboundedSender<Fired>,
+}
+
+#[async_trait]
+impl Notifier for Recorder {
+    async fn send(&self, r: &DueReminder) -> Result<bool, StoreError> {
+        let sent = self.inner.send(r).await?;
+        let _ = self
+            .fired
+            .send((r.tour_id, r.kind.clone(), self.clock.now(), sent));
+        Ok(sent)
+    }
+}
+
+struct Setup {
+    store: Arc<MemoryStore>,
+    clock: TokioClock,
+    namespace: String,
+}
+
+const HOUR: Duration = Duration::from_secs(3600);
+const MINUTE: Duration = Duration::from_secs(60);
+
+/// A store with one realtor and a clock 25 hours before 09:00 on the test day.
+async fn setup() -> Setup {
+    let store = Arc::new(MemoryStore::new());
+    store
+        .upsert_realtor_profiles(&[realtor(RealtorId(Uuid::new_v4()), lisbon(0.0))])
+        .await
+        .unwrap();
+    Setup {
+        store,
+        clock: TokioClock::starting_at(at(9, 0) - chrono::Duration::hours(25)),
+        namespace: format!("t{}/", Uuid::new_v4().simple()),
+    }
+}
+
+async fn start(s: &Setup) -> (Runtime, mpsc::UnboundedReceiver<Fired>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let notifier = Recorder {
+        inner: OutboxNotifier::new(s.store.clone(), Arc::new(s.clock)),
+        clock: s.clock,
+        fired: tx,
+    };
+    let config = RuntimeConfig {
+        namespace: s.namespace.clone(),
+        clock: Arc::new(s.clock),
+        notifier: Some(Arc::new(notifier)),
+        ..RuntimeConfig::default()
+    };
+    let rt = Runtime::start(s.store.clone(), Arc::new(InProcessBus::new()), config)
+        .await
+        .unwrap();
+    (rt, rx)
+}
+
+fn payment(from: DateTime<Utc>, to: DateTime<Utc>) -> PaymentSucceeded {
+    PaymentSucceeded {
+        payment_id: PaymentId(Uuid::new_v4()),
+        customer_id: CustomerId(Uuid::new_v4()),
+        amount_cents: 5000,
+        currency: "USD".into(),
+        listings: vec![Stop {
+            id: ListingId(Uuid::new_v4()),
+            location: lisbon(0.001),
+        }],
+        window: TimeWindow::new(from, to).unwrap(),
+    }
+}
+
+/// Waits (in paused time, so without letting the clock run) for `tour` to be assigned.
+async fn assigned(rt: &Runtime, tour: TourId) -> TourRecord {
+    let wait = async {
+        loop {
+            if let Some(t) = rt.tour(tour).await.unwrap() {
+                if t.status == TourStatus::Assigned {
+                    return t;
+                }
+            }
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(MINUTE, wait)
+        .await
+        .expect("assigned within a minute")
+}
+
+/// Books a one-listing tour in `[from, to)` and accepts it; returns it with its start.
+async fn book(rt: &Runtime, from: DateTime<Utc>, to: DateTime<Utc>) -> TourRecord {
+    let id = rt
+        .submit_payment(Uuid::new_v4(), payment(from, to))
+        .await
+        .unwrap();
+    assigned(rt, id).await;
+    rt.accept(id).await.unwrap()
+}
+
+/// Lets the actors handle what is due now, without moving the clock.
+async fn drain() {
+    for _ in 0..200 {
+        tokio::task::yield_now().await;
+    }
+}
+
+/// The next `n` reminders, as the clock lets them come due.
+async fn next(rx: &mut mpsc::UnboundedReceiver<Fired>, n: usize) -> Vec<Fired> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(rx.recv().await.expect("a reminder"));
+    }
+    out
+}
+
+/// Every one of `fired` is `kind` for `tour`, sent within a second after `due`.
+fn all_at(fired: &[Fired], tour: TourId, kind: &str, due: DateTime<Utc>) {
+    for (t, k, when, sent) in fired {
+        assert_eq!((*t, k.as_str(), *sent), (tour, kind, true), "{fired:?}");
+        assert!(
+            *when >= due && *when <= due + chrono::Duration::seconds(1),
+            "{kind} due {due}, fired {when}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn reminders_fire_24h_and_1h_before_the_start_and_not_before() {
+    let s = setup().await;
+    let (rt, mut rx) = start(&s).await;
+    let tour = book(&rt, at(9, 0), at(10, 0)).await;
+    assert_eq!(tour.start, Some(at(9, 0)));
+    assert_eq!(rt.reminders_queued().await, Some(4), "2 kinds x 2 people");
+
+    tokio::time::advance(59 * MINUTE).await;
+    drain().await;
+    assert!(rx.try_recv().is_err(), "the 24 h reminder is not due yet");
+    all_at(
+        &next(&mut rx, 2).await,
+        tour.id,
+        "reminder_24h",
+        at(9, 0) - chrono::Duration::hours(24),
+    );
+
+    tokio::time::advance(22 * HOUR + 58 * MINUTE).await;
+    drain().await;
+    assert!(rx.try_recv().is_err(), "the 1 h reminder is not due yet");
+    all_at(&next(&mut rx, 2).await, tour.id, "reminder_1h", at(8, 0));
+
+    let sent = s.store.notifications_sent();
+    assert_eq!(sent.len(), 4);
+    assert!(sent.iter().all(|e| e["tour_id"] == tour.id.0.to_string()));
+    assert!(s.store.reminders().iter().all(|(_, st)| st == "sent"));
+    assert_eq!(rt.reminders_queued().await, Some(0));
+    rt.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_tours_reminders_never_fire() {
+    let s = setup().await;
+    let (rt, mut rx) = start(&s).await;
+    let cancelled = book(&rt, at(9, 0), at(10, 0)).await;
+    let kept = book(&rt, at(11, 0), at(12, 0)).await;
+    assert_eq!(kept.start, Some(at(11, 0)));
+    rt.cancel(cancelled.id).await.unwrap();
+
+    // Everything the clock brings until the kept tour's last reminder: only the kept tour's.
+    let fired = next(&mut rx, 4).await;
+    all_at(
+        &fired[..2],
+        kept.id,
+        "reminder_24h",
+        at(11, 0) - chrono::Duration::hours(24),
+    );
+    all_at(&fired[2..], kept.id, "reminder_1h", at(10, 0));
+    tokio::time::advance(48 * HOUR).await;
+    drain().await;
+    assert!(rx.try_recv().is_err());
+    for (r, status) in s.store.reminders() {
+        let expected = if r.tour_id == cancelled.id {
+            "cancelled"
+        } else {
+            "sent"
+        };
+        assert_eq!(status, expected, "{r:?}");
+    }
+    rt.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rescheduled_tours_reminders_follow_the_new_start() {
+    let s = setup().await;
+    let (rt, mut rx) = start(&s).await;
+    let tour = book(&rt, at(9, 0), at(10, 0)).await;
+    let moved = rt
+        .reschedule(tour.id, TimeWindow::new(at(14, 0), at(15, 0)).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(moved.status, TourStatus::Pending);
+    assigned(&rt, tour.id).await;
+    let tour = rt.accept(tour.id).await.unwrap();
+    assert_eq!(tour.start, Some(at(14, 0)));
+
+    all_at(
+        &next(&mut rx, 2).await,
+        tour.id,
+        "reminder_24h",
+        at(14, 0) - chrono::Duration::hours(24),
+    );
+    all_at(&next(&mut rx, 2).await, tour.id, "reminder_1h", at(13, 0));
+    let due: Vec<(DateTime<Utc>, String)> = s
+        .store
+        .reminders()
+        .into_iter()
+        .map(|(r, status)| (r.due_at, status))
+        .collect();
+    assert_eq!(due.len(), 8);
+    for (at_time, status) in due {
+        let old = at_time == at(8, 0) || at_time == at(9, 0) - chrono::Duration::hours(24);
+        assert_eq!(status, if old { "cancelled" } else { "sent" });
+    }
+    rt.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restarted_runtime_rearms_from_the_store_and_sends_nothing_twice() {
+    let s = setup().await;
+    let (rt, mut rx) = start(&s).await;
+    let tour = book(&rt, at(9, 0), at(10, 0)).await;
+    all_at(
+        &next(&mut rx, 2).await,
+        tour.id,
+        "reminder_24h",
+        at(9, 0) - chrono::Duration::hours(24),
+    );
+    rt.shutdown().await;
+
+    tokio::time::advance(HOUR).await;
+    let (rt, mut rx) = start(&s).await;
+    assert_eq!(rt.reminders_queued().await, Some(2), "only the 1 h ones");
+    all_at(&next(&mut rx, 2).await, tour.id, "reminder_1h", at(8, 0));
+    tokio::time::advance(48 * HOUR).await;
+    drain().await;
+    assert!(rx.try_recv().is_err());
+    assert_eq!(s.store.notifications_sent().len(), 4);
+    rt.shutdown().await;
+}
+
+/// The store's guards: a reminder is recorded sent once, with one `notification.sent` event,
+/// and never once its tour was cancelled.
+async fn reminders_are_recorded_once_and_only_for_booked_tours(db: &TestDb, _: Backend) {
+    let realtor_id = RealtorId(Uuid::new_v4());
+    insert_users(db.db(), &[realtor_id.0]).await;
+    db.store
+        .upsert_realtor_profiles(&[realtor(realtor_id, lisbon(0.0))])
+        .await
+        .unwrap();
+    let mut tours = Vec::new();
+    for hour in [10, 12] {
+        let new = new_tour();
+        insert_users(db.db(), &[new.customer_id.0]).await;
+        let CreateOutcome::Created(tour) = db.store.create_tour_from_payment(new).await.unwrap()
+        else {
+            panic!("created");
+        };
+        let why = explanation(realtor_id);
+        let assigned = db
+            .store
+            .assign(Assignment {
+                tour_id: tour.id,
+                realtor_id,
+                start: at(hour, 0),
+                end: at(hour + 1, 0),
+                explanation: &why,
+                expected_version: tour.version,
+            })
+            .await
+            .unwrap();
+        let offsets = [HOUR * 24, HOUR];
+        let now = at(hour, 0) - chrono::Duration::hours(25);
+        db.store
+            .schedule_reminders(&assigned, &reminders_for(at(hour, 0), &offsets, now))
+            .await
+            .unwrap();
+        tours.push(assigned);
+    }
+    let (kept, cancelled) = (&tours[0], &tours[1]);
+    let pending = db.store.pending_reminders(None).await.unwrap();
+    assert_eq!(pending.len(), 8, "2 tours x 2 kinds x 2 people");
+    assert!(pending.windows(2).all(|w| w[0].due_at <= w[1].due_at));
+    let of_kept = db.store.pending_reminders(Some(kept.id)).await.unwrap();
+    assert_eq!(of_kept.len(), 4);
+
+    let now = at(9, 30);
+    for r in &of_kept {
+        assert!(db.store.record_reminder_sent(r.id, now).await.unwrap());
+        assert!(!db.store.record_reminder_sent(r.id, now).await.unwrap());
+    }
+    // Cancelled in the store, its reminders not yet: the guard still refuses them.
+    db.store
+        .transition(Change::new(
+            cancelled.id,
+            Transition::Cancel,
+            cancelled.version,
+        ))
+        .await
+        .unwrap();
+    let of_cancelled = db
+        .store
+        .pending_reminders(Some(cancelled.id))
+        .await
+        .unwrap();
+    for r in &of_cancelled {
+        assert!(!db.store.record_reminder_sent(r.id, now).await.unwrap());
+    }
+    assert!(db.store.pending_reminders(None).await.unwrap().is_empty());
+
+    let sent: Vec<_> = outbox(db.db())
+        .await
+        .into_iter()
+        .filter(|(topic, ..)| topic == "notifications")
+        .collect();
+    assert_eq!(sent.len(), 4);
+    for (_, event, key, payload) in &sent {
+        assert_eq!(event, "notification.sent");
+        assert_eq!(key, &kept.id.0.to_string());
+        assert_eq!(payload["data"]["tour_id"], kept.id.0.to_string());
+        assert!(of_kept
+            .iter()
+            .any(|r| payload["data"]["notification_id"] == r.id.to_string()));
+    }
+}
+on_both!(reminders_are_recorded_once_and_only_for_booked_tours);
