@@ -267,6 +267,27 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
     for (status, n) in counts {
         let _ = writeln!(out, "tourwise_tours{{status=\"{status}\"}} {n}");
     }
+    let runtime = &state.runtime;
+    out.push_str(
+        "# HELP tourwise_consumer_lag Messages of the payments topic not yet committed by the engine's consumer group (-1: not measured yet).\n# TYPE tourwise_consumer_lag gauge\n",
+    );
+    let _ = writeln!(
+        out,
+        "tourwise_consumer_lag{{topic=\"payments\"}} {}",
+        runtime.consumer_lag().unwrap_or(-1)
+    );
+    out.push_str("# HELP tourwise_payments_dead_lettered_total Payment messages sent to payments.dlq.\n# TYPE tourwise_payments_dead_lettered_total counter\n");
+    let _ = writeln!(
+        out,
+        "tourwise_payments_dead_lettered_total {}",
+        runtime.dead_lettered()
+    );
+    out.push_str("# HELP tourwise_events_published_total Events the outbox relay published.\n# TYPE tourwise_events_published_total counter\n");
+    let _ = writeln!(
+        out,
+        "tourwise_events_published_total {}",
+        runtime.events_published()
+    );
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(out))

@@ -113,3 +113,24 @@ async fn match_latency_is_a_histogram_by_outcome() {
     assert_eq!(sample(&text, assigned), Some(2.0), "{text}");
     assert_eq!(sample(&text, unassignable), Some(1.0), "{text}");
 }
+
+#[tokio::test]
+async fn pipeline_gauges_show_the_consumer_caught_up_and_events_published() {
+    let app = spawn_app().await;
+    let (_, provider) = app.register("provider").await;
+    let (_, realtor) = app.register("realtor").await;
+    let (_, customer) = app.register("customer").await;
+    app.set_realtor(&realtor, 38.73, -9.14).await;
+    let listing = app.published_listing(&provider, 38.7223, -9.1393).await;
+    let payment = app.pay_for(&customer, &listing, window()).await;
+    app.settled_tour(&customer, &payment).await;
+    // The payment was consumed and committed: the lag (measured every 2 s) drains to 0.
+    let text = wait_for(&app, "tourwise_consumer_lag{topic=\"payments\"}", 0.0).await;
+    assert_eq!(
+        sample(&text, "tourwise_payments_dead_lettered_total"),
+        Some(0.0)
+    );
+    // Users, listings, the payment and the tour's changes went out through the outbox.
+    let published = sample(&text, "tourwise_events_published_total").unwrap_or(0.0);
+    assert!(published >= 5.0, "{text}");
+}
