@@ -154,6 +154,8 @@ pub struct Ready {
 pub struct Dependencies {
     /// The database answers.
     database: bool,
+    /// The engine's supervision tree runs whole (no supervisor escalated).
+    engine: bool,
 }
 
 /// An account.
