@@ -11,7 +11,8 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use engine::{
-    Booking, CustomerId, ListingId, PaymentId, Realtor, RealtorId, TourId, TourStatus, Transition,
+    Booking, CustomerId, ListingId, PaymentId, Realtor, RealtorId, RealtorStatus, TourId,
+    TourStatus, Transition,
 };
 
 use chrono::{DateTime, Utc};
@@ -229,6 +230,21 @@ impl Store for MemoryStore {
             inner.realtors.insert(r.id, r.clone());
         }
         Ok(())
+    }
+
+    async fn set_realtor_status(
+        &self,
+        realtor: RealtorId,
+        status: RealtorStatus,
+    ) -> Result<bool, StoreError> {
+        let mut inner = lock(&self.inner);
+        Ok(match inner.realtors.get_mut(&realtor) {
+            Some(r) if r.status != status => {
+                r.status = status;
+                true
+            }
+            _ => false,
+        })
     }
 
     async fn schedule_reminders(

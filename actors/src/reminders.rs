@@ -70,6 +70,7 @@ pub fn reminders_for(
 
 /// Inserts the reminder rows of `tour` for its realtor and its customer (those with a `users`
 /// row), skipping rows that exist; a reminder cancelled earlier for the same time is revived.
+/// Returns the rows that became pending (inserted or revived): each is a `notification.scheduled`.
 ///
 /// # Errors
 /// [`StoreError::Database`].
@@ -77,9 +78,9 @@ pub async fn schedule<C: ConnectionTrait>(
     conn: &C,
     tour: &TourRecord,
     reminders: &[Reminder],
-) -> Result<(), StoreError> {
+) -> Result<Vec<DueReminder>, StoreError> {
     if reminders.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let mut people = vec![tour.customer_id.0];
     people.extend(tour.realtor_id.map(|r| r.0));
@@ -95,7 +96,7 @@ pub async fn schedule<C: ConnectionTrait>(
         .map(|row| row.try_get::<String>("", "email"))
         .collect::<Result<_, _>>()?;
     if emails.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let now = Utc::now();
     let start = tour.start.map(|s| s.to_rfc3339()).unwrap_or_default();
@@ -130,12 +131,19 @@ pub async fn schedule<C: ConnectionTrait>(
                 .map_err(|e| DbErr::Custom(e.to_string()))?;
         }
     }
-    insert.on_conflict(
-        OnConflict::columns(["kind", "tour_id", "recipient_email", "due_at"])
-            .do_nothing()
-            .to_owned(),
-    );
-    conn.execute(&insert).await?;
+    insert
+        .on_conflict(
+            OnConflict::columns(["kind", "tour_id", "recipient_email", "due_at"])
+                .do_nothing()
+                .to_owned(),
+        )
+        .returning(Query::returning().columns(SCHEDULED_COLUMNS));
+    let mut scheduled = conn
+        .query_all(&insert)
+        .await?
+        .iter()
+        .map(|row| due_reminder(row, tour.id))
+        .collect::<Result<Vec<_>, _>>()?;
     for r in reminders {
         let revive = Query::update()
             .table("notifications")
@@ -144,10 +152,26 @@ pub async fn schedule<C: ConnectionTrait>(
             .and_where(Expr::col("kind").eq(r.kind.as_str()))
             .and_where(Expr::col("due_at").eq(r.due_at))
             .and_where(Expr::col("status").eq("cancelled"))
+            .returning(Query::returning().columns(SCHEDULED_COLUMNS))
             .to_owned();
-        conn.execute(&revive).await?;
+        for row in conn.query_all(&revive).await? {
+            scheduled.push(due_reminder(&row, tour.id)?);
+        }
     }
-    Ok(())
+    Ok(scheduled)
+}
+
+/// The columns of a reminder row that [`due_reminder`] reads.
+const SCHEDULED_COLUMNS: [&str; 4] = ["id", "kind", "recipient_email", "due_at"];
+
+fn due_reminder(row: &sea_orm::QueryResult, tour_id: TourId) -> Result<DueReminder, DbErr> {
+    Ok(DueReminder {
+        id: row.try_get("", "id")?,
+        tour_id,
+        kind: row.try_get("", "kind")?,
+        recipient: row.try_get("", "recipient_email")?,
+        due_at: row.try_get("", "due_at")?,
+    })
 }
 
 /// Marks every pending reminder of `tour` cancelled; returns how many.

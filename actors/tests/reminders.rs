@@ -350,14 +350,32 @@ async fn reminders_are_recorded_once_and_only_for_booked_tours(db: &TestDb, _: B
     }
     assert!(db.store.pending_reminders(None).await.unwrap().is_empty());
 
-    let sent: Vec<_> = outbox(db.db())
+    let notifications: Vec<_> = outbox(db.db())
         .await
         .into_iter()
         .filter(|(topic, ..)| topic == "notifications")
         .collect();
+    // Every reminder row announced once when scheduled, on its tour's key.
+    let scheduled: Vec<_> = notifications
+        .iter()
+        .filter(|(_, event, ..)| event == "notification.scheduled")
+        .collect();
+    assert_eq!(scheduled.len(), 8);
+    for (_, _, key, payload) in &scheduled {
+        assert_eq!(payload["data"]["tour_id"].as_str(), Some(key.as_str()));
+        assert!(tours.iter().any(|t| t.id.0.to_string() == *key));
+        assert!(payload["data"]["recipient_email"].is_string());
+        assert!(payload["data"]["kind"]
+            .as_str()
+            .is_some_and(|k| k == "reminder_24h" || k == "reminder_1h"));
+    }
+    let sent: Vec<_> = notifications
+        .iter()
+        .filter(|(_, event, ..)| event == "notification.sent")
+        .collect();
     assert_eq!(sent.len(), 4);
-    for (_, event, key, payload) in &sent {
-        assert_eq!(event, "notification.sent");
+    assert_eq!(notifications.len(), 12, "nothing but scheduled and sent");
+    for (_, _, key, payload) in &sent {
         assert_eq!(key, &kept.id.0.to_string());
         assert_eq!(payload["data"]["tour_id"], kept.id.0.to_string());
         assert!(of_kept

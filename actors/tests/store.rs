@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use actors::store::{Assignment, Change, CreateOutcome, SeaStore, Store, StoreError, TourRecord};
 use chrono::Duration;
-use engine::{RealtorId, TimeWindow, TourId, TourStatus, Transition};
+use engine::{RealtorId, RealtorStatus, TimeWindow, TourId, TourStatus, Transition};
 use sea_orm::{ConnectionTrait, TransactionTrait};
 use support::{
     at, count, explanation, insert_assigned_tours, insert_users, lisbon, new_tour, outbox, realtor,
@@ -420,6 +420,44 @@ async fn outbox_and_history_follow_the_lifecycle(db: &TestDb, _: Backend) {
     );
 }
 on_both!(outbox_and_history_follow_the_lifecycle);
+
+/// A status change is stored with one `realtor.status_changed` event keyed by the realtor; setting
+/// the status it already has, or an unknown realtor's, writes nothing.
+async fn status_changes_emit_one_event_each(db: &TestDb, _: Backend) {
+    let realtor_id = seed_realtor(db).await;
+    let store = &db.store;
+    assert!(store
+        .set_realtor_status(realtor_id, RealtorStatus::Unavailable)
+        .await
+        .unwrap());
+    assert!(!store
+        .set_realtor_status(realtor_id, RealtorStatus::Unavailable)
+        .await
+        .unwrap());
+    assert!(!store
+        .set_realtor_status(RealtorId(Uuid::new_v4()), RealtorStatus::Unavailable)
+        .await
+        .unwrap());
+    assert!(store
+        .set_realtor_status(realtor_id, RealtorStatus::Available)
+        .await
+        .unwrap());
+    let loaded = store.load_realtors().await.unwrap();
+    assert_eq!(loaded[0].status, RealtorStatus::Available);
+    let events: Vec<_> = outbox(db.db())
+        .await
+        .into_iter()
+        .filter(|(topic, ..)| topic == "availability")
+        .collect();
+    assert_eq!(events.len(), 2);
+    for ((_, event, key, payload), want) in events.iter().zip(["unavailable", "available"]) {
+        assert_eq!(event, "realtor.status_changed");
+        assert_eq!(key, &realtor_id.0.to_string());
+        assert_eq!(payload["data"]["status"], want);
+        assert_eq!(payload["data"]["realtor_id"], realtor_id.0.to_string());
+    }
+}
+on_both!(status_changes_emit_one_event_each);
 
 /// 10k realtors with 8 active tours each (80k bookings): seeded in batches, then loaded as a
 /// restart would. Prints the time; timing claims belong to the benchmarks.

@@ -283,11 +283,11 @@ impl Runtime {
         let cell = ctx
             .realtor_cell(id)
             .ok_or(RuntimeError::UnknownRealtor(id))?;
-        let mut realtor = call_shard(ctx, cell, |reply| ShardMsg::GetRealtor(id, reply))
+        call_shard(ctx, cell, |reply| ShardMsg::GetRealtor(id, reply))
             .await?
             .ok_or(RuntimeError::UnknownRealtor(id))?;
-        realtor.status = s;
-        ctx.store.upsert_realtor_profiles(&[realtor]).await?;
+        // Stored first (with `realtor.status_changed` when it changed), then applied.
+        ctx.store.set_realtor_status(id, s).await?;
         call_shard(ctx, cell, |reply| ShardMsg::SetStatus {
             realtor: id,
             status: s,

@@ -99,13 +99,28 @@ impl Store for Throttled {
         let _p = self.permit().await;
         self.inner.upsert_realtor_profiles(realtors).await
     }
+    async fn set_realtor_status(
+        &self,
+        realtor: RealtorId,
+        status: RealtorStatus,
+    ) -> Result<bool, StoreError> {
+        let _p = self.permit().await;
+        let changed = self.inner.set_realtor_status(realtor, status).await?;
+        if changed {
+            self.outbox_written.notify_one();
+        }
+        Ok(changed)
+    }
     async fn schedule_reminders(
         &self,
         tour: &TourRecord,
         reminders: &[crate::reminders::Reminder],
     ) -> Result<(), StoreError> {
         let _p = self.permit().await;
-        self.inner.schedule_reminders(tour, reminders).await
+        self.inner.schedule_reminders(tour, reminders).await?;
+        // `notification.scheduled` rows for the relay.
+        self.outbox_written.notify_one();
+        Ok(())
     }
     async fn cancel_reminders(&self, tour: TourId) -> Result<u64, StoreError> {
         let _p = self.permit().await;

@@ -27,11 +27,25 @@ pub(super) struct OutboxEvent {
 }
 
 impl OutboxEvent {
-    /// A `notifications` event (`notification.sent`), keyed by `key` (the tour).
+    /// A `notifications` event (`notification.scheduled`, `notification.sent`), keyed by `key` (the tour).
     pub(super) fn notification(event_type: &'static str, key: String, data: Value) -> Self {
         Self {
             topic: TOPIC_NOTIFICATIONS,
             key,
+            event_type,
+            data,
+        }
+    }
+
+    /// An `availability` event about a realtor (not a slot), keyed by the realtor.
+    pub(super) fn availability(
+        event_type: &'static str,
+        realtor: engine::RealtorId,
+        data: Value,
+    ) -> Self {
+        Self {
+            topic: TOPIC_AVAILABILITY,
+            key: realtor.0.to_string(),
             event_type,
             data,
         }

@@ -16,8 +16,8 @@ mod sql;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use engine::{
-    Booking, CustomerId, Explanation, ListingId, PaymentId, Realtor, RealtorId, Stop, TimeWindow,
-    TourId, TourStatus, Transition,
+    Booking, CustomerId, Explanation, ListingId, PaymentId, Realtor, RealtorId, RealtorStatus,
+    Stop, TimeWindow, TourId, TourStatus, Transition,
 };
 use sea_orm::DbErr;
 use serde::Serialize;
@@ -248,8 +248,19 @@ pub trait Store: Send + Sync + 'static {
     /// [`StoreError::Database`], e.g. a missing user.
     async fn upsert_realtor_profiles(&self, realtors: &[Realtor]) -> Result<(), StoreError>;
 
-    /// Schedules reminder notifications of an assigned tour (idempotent; see
-    /// [`crate::reminders`]).
+    /// Sets a realtor's status with its `realtor.status_changed` event in one transaction;
+    /// `false` (and no event) when the profile is missing or already has that status.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`].
+    async fn set_realtor_status(
+        &self,
+        realtor: RealtorId,
+        status: RealtorStatus,
+    ) -> Result<bool, StoreError>;
+
+    /// Schedules reminder notifications of an assigned tour, each with a
+    /// `notification.scheduled` event (idempotent; see [`crate::reminders`]).
     ///
     /// # Errors
     /// [`StoreError::Database`].

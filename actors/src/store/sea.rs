@@ -7,7 +7,8 @@
 
 use async_trait::async_trait;
 use engine::{
-    Booking, CustomerId, ListingId, PaymentId, Realtor, RealtorId, TourId, TourStatus, Transition,
+    Booking, CustomerId, ListingId, PaymentId, Realtor, RealtorId, RealtorStatus, TourId,
+    TourStatus, Transition,
 };
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query, SelectStatement};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, TransactionTrait, Value};
@@ -173,12 +174,61 @@ impl SeaStore {
 
 #[async_trait]
 impl Store for SeaStore {
+    async fn set_realtor_status(
+        &self,
+        realtor: RealtorId,
+        status: RealtorStatus,
+    ) -> Result<bool, StoreError> {
+        let now = now();
+        let txn = self.db.begin().await?;
+        let update = Query::update()
+            .table("realtor_profiles")
+            .value("status", status.as_str())
+            .value("updated_at", now)
+            .and_where(Expr::col("user_id").eq(realtor.0))
+            .and_where(Expr::col("status").ne(status.as_str()))
+            .returning(Query::returning().column("user_id"))
+            .to_owned();
+        if txn.query_one(&update).await?.is_none() {
+            return Ok(false);
+        }
+        let event = OutboxEvent::availability(
+            "realtor.status_changed",
+            realtor,
+            json!({"realtor_id": realtor, "status": status.as_str(), "changed_at": now}),
+        );
+        append_outbox(&txn, vec![event], now).await?;
+        txn.commit().await?;
+        Ok(true)
+    }
+
     async fn schedule_reminders(
         &self,
         tour: &TourRecord,
         reminders: &[crate::reminders::Reminder],
     ) -> Result<(), StoreError> {
-        crate::reminders::schedule(&self.db, tour, reminders).await
+        let now = now();
+        let txn = self.db.begin().await?;
+        let scheduled = crate::reminders::schedule(&txn, tour, reminders).await?;
+        let events = scheduled
+            .iter()
+            .map(|r| {
+                OutboxEvent::notification(
+                    "notification.scheduled",
+                    r.tour_id.0.to_string(),
+                    json!({
+                        "notification_id": r.id,
+                        "kind": r.kind,
+                        "tour_id": r.tour_id,
+                        "recipient_email": r.recipient,
+                        "due_at": r.due_at,
+                    }),
+                )
+            })
+            .collect();
+        append_outbox(&txn, events, now).await?;
+        txn.commit().await?;
+        Ok(())
     }
 
     async fn cancel_reminders(&self, tour: TourId) -> Result<u64, StoreError> {
