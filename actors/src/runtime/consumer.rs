@@ -60,6 +60,7 @@ pub(super) async fn consume_payments(core: Arc<Core>, mut stop: watch::Receiver<
             }
             message = consumer.next(), if in_flight.len() < IN_FLIGHT => match message {
                 Ok(message) => {
+                    tracing::debug!(partition = message.partition, offset = message.offset, "payments message received");
                     let task = tokio::spawn(handle(core.clone(), message.clone(), stop.clone()));
                     in_flight.push_back((message, task));
                 }
@@ -140,6 +141,11 @@ async fn finish(
             }
         }
     }
+    tracing::debug!(
+        partition = message.partition,
+        offset = message.offset,
+        "payments offset stored"
+    );
     if let Err(err) = consumer.commit(message).await {
         // Not fatal: a later commit covers it, or the message is delivered again.
         tracing::warn!(%err, "payments commit failed");
