@@ -127,12 +127,18 @@ pub async fn complete(
 }
 
 /// `GET /availability` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AvailabilityQuery {
+    /// Latitude of the place.
     lat: f64,
+    /// Longitude of the place.
     lng: f64,
+    /// Search radius in km.
     radius_km: f64,
+    /// Window start (RFC 3339).
     start: DateTime<Utc>,
+    /// Window end (RFC 3339).
     end: DateTime<Utc>,
 }
 

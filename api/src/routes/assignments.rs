@@ -23,14 +23,22 @@ use crate::routes::tours;
 use crate::state::AppState;
 
 /// `GET /assignments` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AssignmentQuery {
+    /// Only this realtor's assignments.
     realtor_id: Option<Uuid>,
+    /// An H3 index of any resolution: tours whose first listing lies inside it.
     cell: Option<String>,
+    /// Tours starting at or after this time.
     from: Option<DateTime<Utc>>,
+    /// Tours starting before this time.
     to: Option<DateTime<Utc>>,
+    /// Only tours in this status.
     status: Option<String>,
+    /// Items per page (default 50, max 500).
     limit: Option<u32>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
@@ -137,10 +145,14 @@ pub async fn explain(
 }
 
 /// `GET /assignments/stats` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StatsQuery {
+    /// H3 resolution of the cells, 0..=15.
     resolution: Option<u8>,
+    /// Tours created at or after this time.
     from: Option<DateTime<Utc>>,
+    /// Tours created before this time.
     to: Option<DateTime<Utc>>,
 }
 

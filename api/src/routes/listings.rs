@@ -395,12 +395,18 @@ pub async fn get(
 }
 
 /// `GET /listings` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListingQuery {
+    /// `LAT,LNG`: only listings within `radius_km` of this point, nearest first.
     near: Option<String>,
+    /// Radius around `near` in km (default 10).
     radius_km: Option<f64>,
+    /// Text searched in title and address.
     q: Option<String>,
+    /// Items per page (default 50, max 500).
     limit: Option<u32>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 

@@ -15,7 +15,7 @@ pub mod tours;
 
 use actix_web::{web, HttpResponse, Route};
 use utoipa::openapi::path::{
-    HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem, PathsBuilder,
+    HttpMethod, OperationBuilder, Parameter, ParameterBuilder, ParameterIn, PathItem, PathsBuilder,
 };
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
@@ -48,6 +48,8 @@ pub struct Endpoint {
     pub summary: &'static str,
     /// Authentication.
     pub auth: Auth,
+    /// The query parameters it reads (from the handler's `web::Query` type).
+    pub query: fn() -> Vec<Parameter>,
     /// The request body's document (`None` without a body); registers its schemas.
     pub request: fn(&mut doc::Schemas) -> Option<doc::Body>,
     /// Success status.
@@ -66,11 +68,12 @@ impl Endpoint {
     }
 }
 
-/// `Method "/path" "summary", Auth, request(Type?), status response(Type?) => handler;`
-/// where request is `none()`, `json(T)` or `optional(T)` and response is `none()`,
-/// `json(T)`, `page(T)`, `array(T)`, `sse(T)`, `text()` or `object()` (see [`doc`]).
+/// `Method "/path" [Query]? "summary", Auth, request(Type?), status response(Type?) => handler;`
+/// where `[Query]` is the handler's query type (`utoipa::IntoParams`), request is `none()`,
+/// `json(T)` or `optional(T)` and response is `none()`, `json(T)`, `page(T)`, `array(T)`,
+/// `sse(T)`, `text()` or `object()` (see [`doc`]).
 macro_rules! endpoints {
-    ($($method:ident $path:literal $summary:literal, $auth:ident,
+    ($($method:ident $path:literal $([$query:ty])? $summary:literal, $auth:ident,
        $req:ident($($req_ty:ty)?), $ok:literal $resp:ident($($resp_ty:ty)?) => $handler:path;)*) => {
         /// Every endpoint of the API.
         #[must_use]
@@ -80,12 +83,23 @@ macro_rules! endpoints {
                 path: $path,
                 summary: $summary,
                 auth: Auth::$auth,
+                query: query_parameters!($($query)?),
                 request: |s| doc::$req::<$($req_ty)?>(s),
                 ok: $ok,
                 response: |s| doc::$resp::<$($resp_ty)?>(s),
                 route: || route(HttpMethod::$method).to($handler),
             },)*]
         }
+    };
+}
+
+/// The query parameters of an endpoint's query type, or none.
+macro_rules! query_parameters {
+    () => {
+        Vec::new
+    };
+    ($query:ty) => {
+        || <$query as utoipa::IntoParams>::into_params(|| Some(ParameterIn::Query))
     };
 }
 
@@ -124,7 +138,7 @@ endpoints! {
     Post "/iam/login" "Get an access token", Public, json(iam::Login), 200 json(doc::Token) => iam::login;
     Get "/iam/me" "The caller's account", Bearer, none(), 200 json(doc::User) => iam::me;
     Post "/listings" "Create a draft listing (provider, admin)", Bearer, json(listings::NewListing), 201 json(listings::Listing) => listings::create;
-    Get "/listings" "Search listings (near=LAT,LNG, radius_km, q, limit, cursor)", Optional, none(), 200 page(listings::Listing) => listings::list;
+    Get "/listings" [listings::ListingQuery] "Search listings", Optional, none(), 200 page(listings::Listing) => listings::list;
     Get "/listings/{id}" "One listing", Optional, none(), 200 json(listings::Listing) => listings::get;
     Patch "/listings/{id}" "Change a listing", Bearer, json(listings::ListingPatch), 200 json(listings::Listing) => listings::patch;
     Delete "/listings/{id}" "Delete a listing", Bearer, none(), 204 none() => listings::delete;
@@ -135,7 +149,7 @@ endpoints! {
     Delete "/cart/items/{listing_id}" "Remove a listing from the cart", Bearer, none(), 200 json(doc::Cart) => cart::remove;
     Post "/cart/checkout" "Check out the cart for a window", Bearer, json(cart::Checkout), 201 json(doc::PaymentCreated) => cart::checkout;
     Post "/payments" "Pay a checked-out cart", Bearer, json(payments::Pay), 200 json(doc::PaymentResult) => payments::pay;
-    Get "/tours" "Tours the caller may see (status, payment_id, limit, cursor)", Bearer, none(), 200 page(doc::Tour) => tours::list;
+    Get "/tours" [tours::TourQuery] "Tours the caller may see", Bearer, none(), 200 page(doc::Tour) => tours::list;
     Get "/tours/{id}" "One tour with its history", Bearer, none(), 200 json(doc::Tour) => tours::get;
     Get "/tours/{id}/events" "Server-Sent Events: the tour, then one event per status change; ends after completed/cancelled (token also as ?access_token=)", Bearer, none(), 200 sse(doc::Tour) => events::stream;
     Put "/realtors/me" "Set the caller's realtor profile", Bearer, json(realtors::Profile), 200 json(doc::RealtorProfile) => realtors::put_me;
@@ -149,13 +163,13 @@ endpoints! {
     Post "/tours/{id}/start" "Start an accepted tour", Bearer, none(), 200 json(doc::Tour) => actions::start;
     Post "/tours/{id}/complete" "Complete a tour", Bearer, none(), 200 json(doc::Tour) => actions::complete;
     Post "/tours/{id}/review" "Review the realtor of an own completed tour (customer, once)", Bearer, json(reviews::NewReview), 201 json(reviews::Review) => reviews::create;
-    Get "/availability" "Realtors available at a place and window (admin; lat, lng, radius_km, start, end)", Bearer, none(), 200 json(doc::AvailabilityList) => actions::availability;
-    Get "/assignments" "Assignments (realtor_id, cell, from, to, status, limit, cursor)", Bearer, none(), 200 page(doc::Tour) => assignments::list;
-    Get "/assignments/stats" "Tours per H3 cell (resolution, from, to)", Bearer, none(), 200 array(doc::CellStats) => assignments::stats;
+    Get "/availability" [actions::AvailabilityQuery] "Realtors available at a place and window (admin)", Bearer, none(), 200 json(doc::AvailabilityList) => actions::availability;
+    Get "/assignments" [assignments::AssignmentQuery] "Assignments", Bearer, none(), 200 page(doc::Tour) => assignments::list;
+    Get "/assignments/stats" [assignments::StatsQuery] "Tours per H3 cell of the first listing", Bearer, none(), 200 array(doc::CellStats) => assignments::stats;
     Get "/assignments/{tour_id}/explain" "Why this realtor", Bearer, none(), 200 json(doc::Explain) => assignments::explain;
     Get "/realtors/{id}" "A realtor's public profile with the mean rating", Optional, none(), 200 json(reviews::PublicRealtor) => reviews::profile;
-    Get "/realtors/{id}/reviews" "A realtor's visible reviews, newest first (limit, cursor)", Public, none(), 200 page(reviews::Review) => reviews::list;
-    Delete "/reviews/{id}" "Hide a review (admin moderation; reason in ?reason= or the body)", Bearer, optional(reviews::Moderation), 204 none() => reviews::moderate;
+    Get "/realtors/{id}/reviews" [reviews::ReviewQuery] "A realtor's visible reviews, newest first", Public, none(), 200 page(reviews::Review) => reviews::list;
+    Delete "/reviews/{id}" [reviews::ModerationQuery] "Hide a review (admin moderation; reason in ?reason= or the body)", Bearer, optional(reviews::Moderation), 204 none() => reviews::moderate;
 }
 
 /// Registers every endpoint on an app.
@@ -217,6 +231,9 @@ pub fn openapi() -> OpenApi {
                             .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid))),
                     )),
             );
+        }
+        for parameter in (e.query)() {
+            op = op.parameter(parameter);
         }
         if let Some(body) = (e.request)(&mut schemas) {
             op = op.request_body(Some(
@@ -372,6 +389,51 @@ mod tests {
                 "{r} does not resolve"
             );
         }
+    }
+
+    #[test]
+    fn query_parameters_are_documented() {
+        let doc = document();
+        let names = |path: &str| -> Vec<String> {
+            doc["paths"][path]["get"]["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|p| p["in"] == "query")
+                .map(|p| p["name"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        for (path, want) in [
+            (
+                "/listings",
+                &["near", "radius_km", "q", "limit", "cursor"][..],
+            ),
+            ("/tours", &["status", "payment_id", "limit", "cursor"]),
+            (
+                "/availability",
+                &["lat", "lng", "radius_km", "start", "end"],
+            ),
+            (
+                "/assignments",
+                &[
+                    "realtor_id",
+                    "cell",
+                    "from",
+                    "to",
+                    "status",
+                    "limit",
+                    "cursor",
+                ],
+            ),
+            ("/assignments/stats", &["resolution", "from", "to"]),
+            ("/realtors/{id}/reviews", &["limit", "cursor"]),
+        ] {
+            assert_eq!(names(path), want, "{path}");
+        }
+        let availability = &doc["paths"]["/availability"]["get"]["parameters"];
+        assert_eq!(availability[0]["required"], true, "lat is required");
+        let tours = &doc["paths"]["/tours"]["get"]["parameters"];
+        assert_ne!(tours[0]["required"], true, "status is optional");
     }
 
     #[test]

@@ -85,15 +85,20 @@ pub struct Moderation {
 }
 
 /// `DELETE /reviews/{id}` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ModerationQuery {
+    /// Why the review is hidden.
     reason: Option<String>,
 }
 
 /// `GET /realtors/{id}/reviews` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ReviewQuery {
+    /// Items per page (default 50, max 500).
     limit: Option<u32>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 

@@ -87,11 +87,16 @@ pub async fn get(
 }
 
 /// `GET /tours` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TourQuery {
+    /// Only tours in this status.
     status: Option<String>,
+    /// The tour created from this payment.
     payment_id: Option<Uuid>,
+    /// Items per page (default 50, max 500).
     limit: Option<u32>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
