@@ -19,6 +19,9 @@ pub enum Command {
     Serve(Box<Config>),
     /// Apply database migrations and exit.
     Migrate(DatabaseArgs),
+    /// Generate a city and a stream of payment events, run them through an embedded engine
+    /// and print a summary.
+    Simulate(crate::simulate::SimulateArgs),
 }
 
 /// Where the database is.

@@ -12,5 +12,6 @@ pub mod perm;
 pub mod ratelimit;
 pub mod routes;
 pub mod server;
+pub mod simulate;
 pub mod state;
 pub mod telemetry;

@@ -15,6 +15,7 @@ async fn main() -> ExitCode {
             .await
             .map(|_| println!("migrations applied"))
             .map_err(|e| anyhow::anyhow!("migrations failed: {e}")),
+        Command::Simulate(args) => api::simulate::run(&args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

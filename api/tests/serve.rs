@@ -162,3 +162,87 @@ fn migrate_applies_and_is_repeatable() {
         );
     }
 }
+
+/// `tourwise simulate` (CONTRACT 1): every generated event ends assigned or unassignable, the
+/// summary says so, and the CSV and GeoJSON hold one row / feature per tour.
+#[test]
+fn simulate_settles_every_event_and_writes_the_tours() {
+    let dir = tempfile::tempdir().unwrap();
+    let (csv, geojson) = (dir.path().join("t.csv"), dir.path().join("t.geojson"));
+    let out = output_within_a_minute(
+        Command::new(env!("CARGO_BIN_EXE_tourwise"))
+            .args([
+                "simulate",
+                "--realtors",
+                "300",
+                "--events",
+                "600",
+                "--days",
+                "2",
+            ])
+            .args(["--quiet", "--csv"])
+            .arg(&csv)
+            .arg("--geojson")
+            .arg(&geojson)
+            .env("RUST_LOG", "warn"),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let figure = |name: &str| -> u64 {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name:?} line in {stdout}"));
+        line[name.len()..]
+            .split_whitespace()
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{line}"))
+    };
+    assert_eq!(figure("events "), 600);
+    assert_eq!(
+        figure("assigned ") + figure("unassignable "),
+        600,
+        "{stdout}"
+    );
+    assert!(
+        figure("assigned ") > 300,
+        "most tours fit a 300-realtor city: {stdout}"
+    );
+    assert!(stdout.contains("event -> outcome p99"), "{stdout}");
+
+    let rows: Vec<String> = std::fs::read_to_string(&csv)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(rows.len(), 601, "a header and a row per tour");
+    assert!(rows[0].starts_with("tour_id,payment_id,status,realtor_id"));
+    let assigned_rows = rows[1..]
+        .iter()
+        .filter(|r| r.split(',').nth(2) == Some("assigned"))
+        .count() as u64;
+    assert_eq!(assigned_rows, figure("assigned "));
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&geojson).unwrap()).unwrap();
+    assert_eq!(doc["type"], "FeatureCollection");
+    let features = doc["features"].as_array().unwrap();
+    assert_eq!(features.len(), 600);
+    let lng = features[0]["geometry"]["coordinates"][0].as_f64().unwrap();
+    assert!((-10.0..-8.5).contains(&lng), "GeoJSON is [lng, lat]: {lng}");
+}
+
+#[test]
+fn simulate_rejects_out_of_range_flags_with_one_line() {
+    let out = output_within_a_minute(
+        Command::new(env!("CARGO_BIN_EXE_tourwise"))
+            .args(["simulate", "--events", "0"])
+            .env("RUST_LOG", "off"),
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--events"), "{stderr}");
+}

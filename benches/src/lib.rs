@@ -1,4 +1,5 @@
-//! Shared fixtures for Tourwise's benchmarks: seeded cities of realtors and tours.
+//! Shared fixtures for Tourwise's benchmarks and `tourwise simulate`: seeded cities of realtors
+//! and tours.
 //!
 //! A city is one metro area (Lisbon): realtor homes clustered around a few centres like a real
 //! metro, working hours 08:00-20:00 every day, and a calendar already holding
@@ -38,7 +39,8 @@ pub struct City {
     days: i64,
 }
 
-fn metro_point(rng: &mut StdRng, sigma_deg: f64) -> Location {
+/// A point of the metro: one of its centres (by weight) plus a normal spread of `sigma_deg`.
+pub fn metro_point(rng: &mut StdRng, sigma_deg: f64) -> Location {
     let mut pick = rng.random::<f64>();
     let mut centre = CENTRES[0];
     for c in CENTRES {
@@ -58,7 +60,8 @@ fn metro_point(rng: &mut StdRng, sigma_deg: f64) -> Location {
     })
 }
 
-fn near(rng: &mut StdRng, at: &Location, km: f64) -> Location {
+/// A point within about `km` of `at`.
+pub fn near(rng: &mut StdRng, at: &Location, km: f64) -> Location {
     let dlat = rng.random_range(-km..km) / 111.0;
     let dlng = rng.random_range(-km..km) / 87.0;
     Location::new(at.lat() + dlat, at.lng() + dlng).unwrap_or(*at)
