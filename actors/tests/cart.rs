@@ -23,9 +23,12 @@ use sea_orm::{ConnectionTrait, DatabaseConnection};
 use support::{at, insert_users, Backend, TestDb};
 use uuid::Uuid;
 
+/// The runtime's calendar stands on the morning of the test day (`support::at`), whatever the
+/// wall clock says: checkout refuses windows in the past, and the test day is a fixed date.
 fn config() -> RuntimeConfig {
     RuntimeConfig {
         namespace: format!("t{}/", Uuid::new_v4().simple()),
+        clock: Arc::new(TokioClock::starting_at(at(6, 0))),
         ..RuntimeConfig::default()
     }
 }
@@ -153,7 +156,8 @@ async fn the_cart_rules(db: &TestDb, _backend: Backend) {
         cart.items.iter().map(|l| l.price_cents).sum::<i64>()
     );
 
-    let past = TimeWindow::new(Utc::now() - chrono::Duration::hours(3), Utc::now()).unwrap();
+    // Before the runtime's clock (06:00 of the test day).
+    let past = TimeWindow::new(at(1, 0), at(5, 0)).unwrap();
     assert!(matches!(
         rt.checkout(me, past).await,
         Err(CartError::Invalid(_))

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use actors::bus::{topics, Envelope, EventBus, InProcessBus};
 use actors::payments::PaymentSucceeded;
-use actors::runtime::{Runtime, RuntimeConfig, RuntimeError};
+use actors::runtime::{Runtime, RuntimeConfig, RuntimeError, TokioClock};
 use actors::store::{Store, TourRecord};
 use chrono::{DateTime, Utc};
 use engine::geo::travel_minutes;
@@ -45,9 +45,14 @@ where
     }
 }
 
+/// The runtime's calendar stands two days before the test day (`support::at`), whatever the
+/// wall clock says: reminders due before "now" are never scheduled, and the test day is fixed.
 fn config() -> RuntimeConfig {
     RuntimeConfig {
         namespace: format!("t{}/", Uuid::new_v4().simple()),
+        clock: Arc::new(TokioClock::starting_at(
+            at(0, 0) - chrono::Duration::days(2),
+        )),
         ..RuntimeConfig::default()
     }
 }

@@ -11,6 +11,10 @@ use super::{StoreError, TOURS_NO_OVERLAP};
 
 /// SQLSTATE of an exclusion constraint violation (PostgreSQL).
 const EXCLUSION_VIOLATION: &str = "23P01";
+/// SQLSTATE of a detected deadlock (PostgreSQL). Two transactions inserting overlapping tours
+/// of one realtor at the same moment can each wait for the other's exclusion check; PostgreSQL
+/// then aborts one with this instead of 23P01.
+const DEADLOCK_DETECTED: &str = "40P01";
 
 /// `UPDATE tours SET version = version + 1 WHERE id = .. AND version = .. AND status IN (..)
 /// RETURNING <tour columns>`: the caller adds the other values.
@@ -52,7 +56,9 @@ pub(super) fn classify(err: DbErr) -> StoreError {
     }
 }
 
-/// SQLSTATE 23P01 on PostgreSQL, the guard trigger's message on SQLite.
+/// SQLSTATE 23P01 on PostgreSQL, the guard trigger's message on SQLite; also 40P01, a deadlock
+/// between two writers, which a concurrent overlapping booking causes: either way this write
+/// did not happen, and the caller re-checks the calendar and tries again.
 fn is_overlap(err: &DbErr) -> bool {
     let (DbErr::Exec(RuntimeErr::SqlxError(inner)) | DbErr::Query(RuntimeErr::SqlxError(inner))) =
         err
@@ -62,7 +68,9 @@ fn is_overlap(err: &DbErr) -> bool {
     let sqlx::Error::Database(db_err) = inner.as_ref() else {
         return false;
     };
-    db_err.code().as_deref() == Some(EXCLUSION_VIOLATION)
+    let code = db_err.code();
+    code.as_deref() == Some(EXCLUSION_VIOLATION)
+        || code.as_deref() == Some(DEADLOCK_DETECTED)
         || db_err.message().contains(TOURS_NO_OVERLAP)
 }
 
