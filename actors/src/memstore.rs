@@ -36,6 +36,8 @@ struct Inner {
     /// Reminder rows and their status (`pending`, `sent`, `cancelled`).
     reminders: Vec<(DueReminder, &'static str)>,
     sent: Vec<serde_json::Value>,
+    /// Bookings held by no tour of this store (see [`MemoryStore::import_bookings`]).
+    imported: Vec<(RealtorId, Booking)>,
 }
 
 /// Tours and realtors in memory.
@@ -49,6 +51,12 @@ impl MemoryStore {
     #[must_use]
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Adds bookings that belong to no tour of this store, as if their tours were active: a
+    /// calendar imported from elsewhere (the peer comparison seeds its city this way).
+    pub fn import_bookings(&self, bookings: impl IntoIterator<Item = (RealtorId, Booking)>) {
+        lock(&self.inner).imported.extend(bookings);
     }
 
     /// Every tour (in no particular order).
@@ -207,11 +215,13 @@ impl Store for MemoryStore {
     }
 
     async fn load_active_bookings(&self) -> Result<Vec<(RealtorId, Booking)>, StoreError> {
-        Ok(lock(&self.inner)
+        let inner = lock(&self.inner);
+        Ok(inner
             .tours
             .values()
             .filter(|t| t.status.is_active())
             .filter_map(TourRecord::booking)
+            .chain(inner.imported.iter().copied())
             .collect())
     }
 

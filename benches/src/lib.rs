@@ -6,6 +6,9 @@
 //! `bookings_per_day` tours per realtor per day. Everything comes from one seed, so every run and
 //! every compared design sees the same city.
 
+pub mod peers;
+pub mod slots;
+
 use chrono::{DateTime, TimeZone as _, Utc};
 use engine::{
     Booking, ListingId, Location, Realtor, RealtorId, RealtorIndex, RealtorStatus, Stop,

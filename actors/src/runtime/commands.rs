@@ -114,6 +114,16 @@ impl Runtime {
             .collect())
     }
 
+    /// What matching would decide for `plan` now, over every shard, without reserving anything
+    /// (the search a tour actor runs before it books).
+    ///
+    /// # Errors
+    /// A shard does not answer.
+    pub async fn decide(&self, plan: TourPlan) -> Result<engine::Decision, RuntimeError> {
+        let plan = Arc::new(plan);
+        tour::search(&self.core.ctx, &plan).await.map(|(d, _)| d)
+    }
+
     /// The tour as its actor holds it, or as stored when no actor runs it.
     ///
     /// # Errors
