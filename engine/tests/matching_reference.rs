@@ -8,8 +8,9 @@ use chrono::{DateTime, Datelike, LocalResult, NaiveDate, Offset, TimeZone as _, 
 use chrono_tz::Tz;
 use engine::geo::{distance_km, travel_minutes};
 use engine::{
-    Balanced, Booking, Location, Nearest, Outcome, Policy, Realtor, RealtorId, RealtorIndex,
-    RealtorStatus, Stop, TimeWindow, TimeZone, TourId, TourPlan, WorkingHours, WorkingInterval,
+    Balanced, Booking, Decision, Location, Nearest, Outcome, Policy, Realtor, RealtorId,
+    RealtorIndex, RealtorStatus, SearchScratch, Stop, TimeWindow, TimeZone, TourId, TourPlan,
+    WorkingHours, WorkingInterval,
 };
 use h3o::Resolution;
 use proptest::prelude::*;
@@ -383,6 +384,46 @@ proptest! {
             check_decision(&world.index, &plan, &Nearest, ref_nearest(&all));
             let balanced = Balanced { slack_km: 3.0 };
             check_decision(&world.index, &plan, &balanced, ref_balanced(&all, 3.0));
+        }
+    }
+
+    /// Two shards (west and east of the centre): the one holding the nearest feasible realtor
+    /// known so far is searched in full, the other is told that distance and stops there.
+    /// Merged, the choice is exactly what a full scan of all realtors picks, for both policies
+    /// and in both orders (what the tour actor does ring by ring).
+    #[test]
+    fn shards_told_the_best_so_far_decide_as_one_index(seed in any::<u64>(), bookings in 0usize..9) {
+        let world = build_world(seed, 300, bookings);
+        let mut west = RealtorIndex::new(Resolution::Eight);
+        let mut east = RealtorIndex::new(Resolution::Eight);
+        for (r, calendar) in world.index.iter() {
+            let part = if r.home.lng() < world.centre.1 { &mut west } else { &mut east };
+            part.upsert(r.clone());
+            for b in calendar.bookings() {
+                part.restore(r.id, *b).unwrap();
+            }
+        }
+        let ids: Vec<RealtorId> = world.index.iter().map(|(r, _)| r.id).collect();
+        let mut rng = Rng(seed.rotate_left(29) | 1);
+        let balanced = Balanced { slack_km: 3.0 };
+        for _ in 0..6 {
+            let plan = random_plan(&mut rng, &world, &ids);
+            let all = ref_feasible(&world.index, &plan);
+            let cases: [(&dyn Policy, Option<RefChoice>); 2] =
+                [(&Nearest, ref_nearest(&all)), (&balanced, ref_balanced(&all, 3.0))];
+            for (policy, expected) in cases {
+                for (first, second) in [(&west, &east), (&east, &west)] {
+                    let a = first.search(&plan, policy);
+                    let known = a.feasible.iter().map(|f| f.distance_km).min_by(f64::total_cmp);
+                    let b = second.search_beating(&plan, policy, known, &mut SearchScratch::default());
+                    let merged = Decision::merge(policy, vec![a, b]);
+                    prop_assert_eq!(
+                        merged.choice.map(|c| (c.realtor_id, c.start)),
+                        expected.map(|c| (c.id, c.start)),
+                        "policy {}", policy.name()
+                    );
+                }
+            }
         }
     }
 

@@ -25,6 +25,9 @@ pub enum ShardMsg {
         plan: Arc<TourPlan>,
         /// How to choose.
         policy: Arc<dyn Policy>,
+        /// Distance of a feasible realtor another shard already found: only those who might
+        /// still win are searched for ([`engine::RealtorIndex::search_beating`]).
+        known_km: Option<f64>,
         /// The decision.
         reply: RpcReplyPort<Decision>,
     },
@@ -206,6 +209,7 @@ impl Actor for ShardActor {
             ShardMsg::Search {
                 plan,
                 policy,
+                known_km,
                 reply,
             } => {
                 // A tour searches only while it holds no reservation: one still here is left
@@ -213,9 +217,12 @@ impl Actor for ShardActor {
                 if let Some(realtor) = state.tentative.remove(&plan.tour_id) {
                     state.index.release(realtor, plan.tour_id);
                 }
-                let decision = state
-                    .index
-                    .search_with(&plan, policy.as_ref(), &mut state.scratch);
+                let decision = state.index.search_beating(
+                    &plan,
+                    policy.as_ref(),
+                    known_km,
+                    &mut state.scratch,
+                );
                 let _ = reply.send(decision);
             }
             ShardMsg::Reserve {

@@ -323,6 +323,9 @@ pub(crate) async fn search(
     let mut best: Option<f64> = None;
     for k in 0.. {
         let mut calls = JoinSet::new();
+        // What earlier rings found bounds this ring's searches: a shard with nobody nearer
+        // than that stops at once instead of proving that none of its realtors is feasible.
+        let known_km = best;
         for cell in ring(origin, k).into_iter().filter(|c| occupied.contains(c)) {
             seen += 1;
             let (ctx, plan, policy) = (ctx.clone(), plan.clone(), policy.clone());
@@ -330,6 +333,7 @@ pub(crate) async fn search(
                 let d = call_shard(&ctx, cell, |reply| ShardMsg::Search {
                     plan: plan.clone(),
                     policy: policy.clone(),
+                    known_km,
                     reply,
                 })
                 .await;

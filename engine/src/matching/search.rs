@@ -156,11 +156,26 @@ impl RealtorIndex {
         policy: &dyn Policy,
         scratch: &mut SearchScratch,
     ) -> Decision {
+        self.search_beating(plan, policy, None, scratch)
+    }
+
+    /// [`RealtorIndex::search_with`] when a feasible realtor `known_km` from the first listing
+    /// is already known elsewhere (another shard): only realtors within `known_km` plus the
+    /// policy's slack can still matter, so the search stops there instead of proving that
+    /// nobody here is feasible. Merged with the decision that knew `known_km`
+    /// ([`Decision::merge`]), the choice is exactly that of one search over both indexes.
+    pub fn search_beating(
+        &self,
+        plan: &TourPlan,
+        policy: &dyn Policy,
+        known_km: Option<f64>,
+        scratch: &mut SearchScratch,
+    ) -> Decision {
         let target = plan.first().point();
         let slack = policy.slack_km();
         let mut walk = self.walk(plan);
         let mut feasible: Vec<Feasible> = Vec::new();
-        let mut nearest_feasible: Option<f64> = None;
+        let mut nearest_feasible: Option<f64> = known_km.filter(|k| k.is_finite());
         scratch.begin(self.entries.len(), self.hours.len());
         if !plan.fits_window() {
             let mut d = Decision::decide(policy, feasible, Vec::new(), 0);
@@ -218,7 +233,9 @@ impl RealtorIndex {
                             end: start + plan.duration_seconds,
                             day_load: u32::try_from(load).unwrap_or(u32::MAX),
                         };
-                        nearest_feasible.get_or_insert(top.distance);
+                        // Nearest first: the first feasible here is the nearest here.
+                        nearest_feasible =
+                            Some(nearest_feasible.map_or(top.distance, |n| n.min(top.distance)));
                         scratch.reports.push(Seen {
                             distance_km: top.distance,
                             entry: top.entry,
