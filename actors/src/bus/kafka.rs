@@ -217,6 +217,11 @@ impl EventBus for KafkaBus {
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("enable.partition.eof", "false")
+            // A broker holds a fetch up to this long when it has less than fetch.min.bytes;
+            // tansu holds every fetch this long, so at librdkafka's 500 ms default the
+            // pipeline ran at ~94 events/s (benches/examples/pipeline.rs). Idle cost: one
+            // fetch per 10 ms.
+            .set("fetch.wait.max.ms", "10")
             .set(
                 "session.timeout.ms",
                 self.config.session_timeout.as_millis().to_string(),
