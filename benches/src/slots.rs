@@ -52,6 +52,32 @@ pub struct SlotQuery {
 }
 
 impl SlotQuery {
+    /// A visit of [`VISIT_MINUTES`] to `at` during `slot`, with the listing and tour ids given
+    /// (as numbers, so that seeded queries are the same in every run). `None` for a slot
+    /// outside the calendar's range.
+    #[must_use]
+    pub fn new(slot: usize, at: Location, listing: u128, tour: u128) -> Option<SlotQuery> {
+        let start = slot_start(slot);
+        let window = TimeWindow::new(
+            DateTime::from_timestamp(start, 0)?,
+            DateTime::from_timestamp(start + 3600, 0)?,
+        )
+        .ok()?;
+        let stop = Stop {
+            id: ListingId(uuid::Uuid::from_u128(listing)),
+            location: at,
+        };
+        let plan = TourPlan::new(
+            TourId(uuid::Uuid::from_u128(tour)),
+            &[stop],
+            window,
+            VISIT_MINUTES,
+            vec![],
+        )
+        .ok()?;
+        Some(SlotQuery { slot, plan })
+    }
+
     /// The place to visit.
     #[must_use]
     pub fn at(&self) -> &Location {
@@ -150,19 +176,7 @@ impl SlotCity {
             .filter_map(|_| {
                 let at = metro_point(&mut rng, 0.15);
                 let slot = rng.random_range(0..self.slots());
-                let start = slot_start(slot);
-                let window = TimeWindow::new(
-                    DateTime::from_timestamp(start, 0)?,
-                    DateTime::from_timestamp(start + 3600, 0)?,
-                )
-                .ok()?;
-                let stop = Stop {
-                    id: ListingId(uuid::Uuid::from_u128(rng.random())),
-                    location: at,
-                };
-                let tour = TourId(uuid::Uuid::from_u128(rng.random()));
-                let plan = TourPlan::new(tour, &[stop], window, VISIT_MINUTES, vec![]).ok()?;
-                Some(SlotQuery { slot, plan })
+                SlotQuery::new(slot, at, rng.random(), rng.random())
             })
             .collect()
     }

@@ -5,25 +5,14 @@
 use std::sync::Arc;
 
 use benches::peers::{ActorsDesign, Design, EngineDesign, PostgisDesign, RedisDesign};
-use benches::slots::{slot_start, SlotCity, SlotQuery, VISIT_MINUTES};
-use chrono::DateTime;
+use benches::slots::{SlotCity, SlotQuery};
 use engine::matching::index::DEFAULT_SEARCH_RESOLUTION;
-use engine::{ListingId, Location, Stop, TimeWindow, TourId, TourPlan};
+use engine::Location;
 
 /// A query somewhere nobody of the city can reach (Porto, ~270 km north of the metro).
 fn out_of_town(slot: usize) -> Option<SlotQuery> {
-    let start = slot_start(slot);
-    let window = TimeWindow::new(
-        DateTime::from_timestamp(start, 0)?,
-        DateTime::from_timestamp(start + 3600, 0)?,
-    )
-    .ok()?;
-    let stop = Stop {
-        id: ListingId::new_random(),
-        location: Location::new(41.15, -8.61).ok()?,
-    };
-    let plan = TourPlan::new(TourId::new_random(), &[stop], window, VISIT_MINUTES, vec![]).ok()?;
-    Some(SlotQuery { slot, plan })
+    let porto = Location::new(41.15, -8.61).ok()?;
+    SlotQuery::new(slot, porto, slot as u128, 1000 + slot as u128)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
