@@ -2,7 +2,9 @@
 //! and tours (see ARCHITECTURE.md).
 
 pub mod bus;
+pub mod mail;
 pub mod memstore;
+pub mod notices;
 pub mod outbox;
 pub mod payments;
 pub mod reminders;

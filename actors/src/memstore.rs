@@ -18,7 +18,9 @@ use engine::{
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::reminders::{DueReminder, Reminder};
+use crate::mail::{Mail, Mailer};
+use crate::notices::{Delivery, DueNotification};
+use crate::reminders::Reminder;
 use crate::runtime::lock;
 use crate::store::{
     Assignment, CartListing, Change, CreateOutcome, NewPayment, NewTour, Store, StoreError,
@@ -34,7 +36,7 @@ struct Inner {
     carts: HashMap<CustomerId, Vec<ListingId>>,
     payments: Vec<NewPayment>,
     /// Reminder rows and their status (`pending`, `sent`, `cancelled`).
-    reminders: Vec<(DueReminder, &'static str)>,
+    reminders: Vec<(DueNotification, &'static str)>,
     sent: Vec<serde_json::Value>,
     /// Bookings held by no tour of this store (see [`MemoryStore::import_bookings`]).
     imported: Vec<(RealtorId, Booking)>,
@@ -72,7 +74,7 @@ impl MemoryStore {
 
     /// Every reminder row with its status (`pending`, `sent`, `cancelled`), in creation order.
     #[must_use]
-    pub fn reminders(&self) -> Vec<(DueReminder, String)> {
+    pub fn reminders(&self) -> Vec<(DueNotification, String)> {
         lock(&self.inner)
             .reminders
             .iter()
@@ -267,8 +269,8 @@ impl Store for MemoryStore {
         let mut inner = lock(&self.inner);
         for recipient in people {
             for r in reminders {
-                let same = |(row, _): &&mut (DueReminder, &'static str)| {
-                    row.tour_id == tour.id
+                let same = |(row, _): &&mut (DueNotification, &'static str)| {
+                    row.tour_id == Some(tour.id)
                         && row.kind == r.kind
                         && row.recipient == recipient
                         && row.due_at == r.due_at
@@ -279,12 +281,13 @@ impl Store for MemoryStore {
                     }
                     continue;
                 }
-                let row = DueReminder {
+                let row = DueNotification {
                     id: Uuid::new_v4(),
-                    tour_id: tour.id,
+                    tour_id: Some(tour.id),
                     kind: r.kind.clone(),
                     recipient: recipient.clone(),
                     due_at: r.due_at,
+                    attempts: 0,
                 };
                 inner.reminders.push((row, "pending"));
             }
@@ -295,7 +298,7 @@ impl Store for MemoryStore {
     async fn cancel_reminders(&self, tour: TourId) -> Result<u64, StoreError> {
         let mut n = 0;
         for (row, status) in &mut lock(&self.inner).reminders {
-            if row.tour_id == tour && *status == "pending" {
+            if row.tour_id == Some(tour) && *status == "pending" {
                 *status = "cancelled";
                 n += 1;
             }
@@ -303,39 +306,67 @@ impl Store for MemoryStore {
         Ok(n)
     }
 
-    async fn pending_reminders(
+    async fn pending_notifications(
         &self,
         tour: Option<TourId>,
-    ) -> Result<Vec<DueReminder>, StoreError> {
-        let mut due: Vec<DueReminder> = lock(&self.inner)
+    ) -> Result<Vec<DueNotification>, StoreError> {
+        let mut due: Vec<DueNotification> = lock(&self.inner)
             .reminders
             .iter()
-            .filter(|(row, status)| *status == "pending" && tour.is_none_or(|t| row.tour_id == t))
+            .filter(|(row, status)| *status == "pending" && (tour.is_none() || row.tour_id == tour))
             .map(|(row, _)| row.clone())
             .collect();
         due.sort_by_key(|r| r.due_at);
         Ok(due)
     }
 
-    async fn record_reminder_sent(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        let mut inner = lock(&self.inner);
-        let Some(at) = inner
-            .reminders
-            .iter()
-            .position(|(row, status)| row.id == id && *status == "pending")
-        else {
-            return Ok(false);
+    async fn deliver_notification(
+        &self,
+        id: Uuid,
+        now: DateTime<Utc>,
+        mailer: &dyn Mailer,
+    ) -> Result<Delivery, StoreError> {
+        let row = {
+            let mut inner = lock(&self.inner);
+            let Some(at) = inner
+                .reminders
+                .iter()
+                .position(|(row, status)| row.id == id && *status == "pending")
+            else {
+                return Ok(Delivery::Skipped);
+            };
+            let row = inner.reminders[at].0.clone();
+            let wanted = row
+                .tour_id
+                .and_then(|t| inner.tours.get(&t))
+                .is_some_and(|t| {
+                    matches!(t.status, TourStatus::Assigned | TourStatus::Accepted)
+                        && t.start.is_some_and(|start| start > now)
+                });
+            if !wanted {
+                inner.reminders[at].1 = "cancelled";
+                return Ok(Delivery::Skipped);
+            }
+            row
         };
-        let row = inner.reminders[at].0.clone();
-        let wanted = inner.tours.get(&row.tour_id).is_some_and(|t| {
-            matches!(t.status, TourStatus::Assigned | TourStatus::Accepted)
-                && t.start.is_some_and(|start| start > now)
-        });
-        if !wanted {
-            inner.reminders[at].1 = "cancelled";
-            return Ok(false);
+        let mail = Mail {
+            id,
+            to: row.recipient.clone(),
+            subject: "Reminder: your tour is coming up".into(),
+            body: format!("Tour {:?} is coming up.", row.tour_id),
+        };
+        if let Err(err) = mailer.deliver(&mail).await {
+            return Ok(Delivery::Failed(err));
         }
-        inner.reminders[at].1 = "sent";
+        let mut inner = lock(&self.inner);
+        let Some(entry) = inner
+            .reminders
+            .iter_mut()
+            .find(|(r, status)| r.id == id && *status == "pending")
+        else {
+            return Ok(Delivery::Skipped);
+        };
+        entry.1 = "sent";
         inner.sent.push(serde_json::json!({
             "notification_id": row.id,
             "kind": row.kind,
@@ -344,7 +375,28 @@ impl Store for MemoryStore {
             "due_at": row.due_at,
             "sent_at": now,
         }));
-        Ok(true)
+        Ok(Delivery::Sent)
+    }
+
+    async fn record_notification_failure(
+        &self,
+        id: Uuid,
+        _error: &str,
+        retry_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        let mut inner = lock(&self.inner);
+        if let Some((row, status)) = inner
+            .reminders
+            .iter_mut()
+            .find(|(r, status)| r.id == id && *status == "pending")
+        {
+            row.attempts += 1;
+            match retry_at {
+                Some(at) => row.due_at = at,
+                None => *status = "failed",
+            }
+        }
+        Ok(())
     }
 
     async fn cart_listing(&self, listing: ListingId) -> Result<Option<CartListing>, StoreError> {

@@ -10,6 +10,7 @@ use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{ConnectionTrait, DbErr};
 use uuid::Uuid;
 
+use crate::notices::DueNotification;
 use crate::store::{StoreError, TourRecord};
 
 /// One reminder to schedule: its kind and when it is due.
@@ -18,21 +19,6 @@ pub struct Reminder {
     /// `reminder_24h`, `reminder_1h`, `reminder_{n}m`.
     pub kind: String,
     /// Start of the tour minus the offset.
-    pub due_at: DateTime<Utc>,
-}
-
-/// A pending reminder row, as the scheduler fires it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DueReminder {
-    /// The `notifications` row.
-    pub id: Uuid,
-    /// The tour it reminds of.
-    pub tour_id: TourId,
-    /// `reminder_24h`, `reminder_1h`, ...
-    pub kind: String,
-    /// Who gets it (an email address in the database).
-    pub recipient: String,
-    /// When it is due.
     pub due_at: DateTime<Utc>,
 }
 
@@ -78,7 +64,7 @@ pub async fn schedule<C: ConnectionTrait>(
     conn: &C,
     tour: &TourRecord,
     reminders: &[Reminder],
-) -> Result<Vec<DueReminder>, StoreError> {
+) -> Result<Vec<DueNotification>, StoreError> {
     if reminders.is_empty() {
         return Ok(Vec::new());
     }
@@ -121,7 +107,7 @@ pub async fn schedule<C: ConnectionTrait>(
                     r.kind.clone().into(),
                     tour.id.0.into(),
                     email.clone().into(),
-                    "Tour reminder".into(),
+                    "Reminder: your tour is coming up".into(),
                     format!("Tour {} starts at {start}.", tour.id.0).into(),
                     r.due_at.into(),
                     "pending".into(),
@@ -164,13 +150,14 @@ pub async fn schedule<C: ConnectionTrait>(
 /// The columns of a reminder row that [`due_reminder`] reads.
 const SCHEDULED_COLUMNS: [&str; 4] = ["id", "kind", "recipient_email", "due_at"];
 
-fn due_reminder(row: &sea_orm::QueryResult, tour_id: TourId) -> Result<DueReminder, DbErr> {
-    Ok(DueReminder {
+fn due_reminder(row: &sea_orm::QueryResult, tour_id: TourId) -> Result<DueNotification, DbErr> {
+    Ok(DueNotification {
         id: row.try_get("", "id")?,
-        tour_id,
+        tour_id: Some(tour_id),
         kind: row.try_get("", "kind")?,
         recipient: row.try_get("", "recipient_email")?,
         due_at: row.try_get("", "due_at")?,
+        attempts: 0,
     })
 }
 

@@ -13,10 +13,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actors::bus::InProcessBus;
+use actors::mail::{EmlFolder, LogMailer, Mail, MailError, Mailer};
 use actors::memstore::MemoryStore;
+use actors::notices::{Delivery, DueNotification};
 use actors::payments::PaymentSucceeded;
-use actors::reminders::{reminders_for, DueReminder};
-use actors::runtime::{Clock, Notifier, OutboxNotifier, Runtime, RuntimeConfig, TokioClock};
+use actors::reminders::reminders_for;
+use actors::runtime::{Clock, MailNotifier, Notifier, Runtime, RuntimeConfig, TokioClock};
 use actors::store::{Assignment, Change, CreateOutcome, Store, StoreError, TourRecord};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -33,19 +35,21 @@ type Fired = (TourId, String, DateTime<Utc>, bool);
 /// The default notifier, reporting each reminder with the clock's time.
 #[derive(Debug)]
 struct Recorder {
-    inner: OutboxNotifier,
+    inner: MailNotifier,
     clock: TokioClock,
     fired: mpsc::UnboundedSender<Fired>,
 }
 
 #[async_trait]
 impl Notifier for Recorder {
-    async fn send(&self, r: &DueReminder) -> Result<bool, StoreError> {
-        let sent = self.inner.send(r).await?;
+    async fn send(&self, r: &DueNotification) -> Result<Delivery, StoreError> {
+        let delivery = self.inner.send(r).await?;
+        let sent = matches!(delivery, Delivery::Sent);
+        let tour = r.tour_id.expect("reminders have a tour");
         let _ = self
             .fired
-            .send((r.tour_id, r.kind.clone(), self.clock.now(), sent));
-        Ok(sent)
+            .send((tour, r.kind.clone(), self.clock.now(), sent));
+        Ok(delivery)
     }
 }
 
@@ -75,7 +79,7 @@ async fn setup() -> Setup {
 async fn start(s: &Setup) -> (Runtime, mpsc::UnboundedReceiver<Fired>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let notifier = Recorder {
-        inner: OutboxNotifier::new(s.store.clone(), Arc::new(s.clock)),
+        inner: MailNotifier::new(s.store.clone(), Arc::new(LogMailer), Arc::new(s.clock)),
         clock: s.clock,
         fired: tx,
     };
@@ -165,7 +169,11 @@ async fn reminders_fire_24h_and_1h_before_the_start_and_not_before() {
     let (rt, mut rx) = start(&s).await;
     let tour = book(&rt, at(9, 0), at(10, 0)).await;
     assert_eq!(tour.start, Some(at(9, 0)));
-    assert_eq!(rt.reminders_queued().await, Some(4), "2 kinds x 2 people");
+    assert_eq!(
+        rt.notifications_queued().await,
+        Some(4),
+        "2 kinds x 2 people"
+    );
 
     tokio::time::advance(59 * MINUTE).await;
     drain().await;
@@ -186,7 +194,7 @@ async fn reminders_fire_24h_and_1h_before_the_start_and_not_before() {
     assert_eq!(sent.len(), 4);
     assert!(sent.iter().all(|e| e["tour_id"] == tour.id.0.to_string()));
     assert!(s.store.reminders().iter().all(|(_, st)| st == "sent"));
-    assert_eq!(rt.reminders_queued().await, Some(0));
+    assert_eq!(rt.notifications_queued().await, Some(0));
     rt.shutdown().await;
 }
 
@@ -212,7 +220,7 @@ async fn a_cancelled_tours_reminders_never_fire() {
     drain().await;
     assert!(rx.try_recv().is_err());
     for (r, status) in s.store.reminders() {
-        let expected = if r.tour_id == cancelled.id {
+        let expected = if r.tour_id == Some(cancelled.id) {
             "cancelled"
         } else {
             "sent"
@@ -272,13 +280,146 @@ async fn a_restarted_runtime_rearms_from_the_store_and_sends_nothing_twice() {
 
     tokio::time::advance(HOUR).await;
     let (rt, mut rx) = start(&s).await;
-    assert_eq!(rt.reminders_queued().await, Some(2), "only the 1 h ones");
+    assert_eq!(
+        rt.notifications_queued().await,
+        Some(2),
+        "only the 1 h ones"
+    );
     all_at(&next(&mut rx, 2).await, tour.id, "reminder_1h", at(8, 0));
     tokio::time::advance(48 * HOUR).await;
     drain().await;
     assert!(rx.try_recv().is_err());
     assert_eq!(s.store.notifications_sent().len(), 4);
     rt.shutdown().await;
+}
+
+/// A mailer that fails its first `failures` deliveries (transiently, or for good when
+/// `permanent`), recording the clock's time of every attempt.
+#[derive(Debug)]
+struct Flaky {
+    clock: TokioClock,
+    failures: usize,
+    permanent: bool,
+    tries: std::sync::Mutex<Vec<DateTime<Utc>>>,
+}
+
+#[async_trait]
+impl Mailer for Flaky {
+    async fn deliver(&self, _: &Mail) -> Result<(), MailError> {
+        let mut tries = self.tries.lock().unwrap();
+        tries.push(self.clock.now());
+        if tries.len() <= self.failures {
+            return Err(MailError {
+                permanent: self.permanent,
+                message: "relay said no".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Flaky {
+    fn tries(&self) -> Vec<DateTime<Utc>> {
+        self.tries.lock().unwrap().clone()
+    }
+}
+
+/// A runtime whose default notifier delivers through `mailer`.
+async fn start_mailing(s: &Setup, mailer: Arc<Flaky>) -> Runtime {
+    let config = RuntimeConfig {
+        namespace: s.namespace.clone(),
+        clock: Arc::new(s.clock),
+        mailer: Some(mailer),
+        ..RuntimeConfig::default()
+    };
+    Runtime::start(s.store.clone(), Arc::new(InProcessBus::new()), config)
+        .await
+        .unwrap()
+}
+
+/// Lets paused time run until `mailer` has been tried `n` times (a day at most).
+async fn tried(mailer: &Flaky, n: usize) -> Vec<DateTime<Utc>> {
+    for _ in 0..(24 * 60 * 6) {
+        if mailer.tries().len() >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(10)).await;
+    }
+    mailer.tries()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_delivery_is_tried_again_after_a_backoff() {
+    let s = setup().await;
+    let mailer = Arc::new(Flaky {
+        clock: s.clock,
+        failures: 2,
+        permanent: false,
+        tries: std::sync::Mutex::default(),
+    });
+    let rt = start_mailing(&s, mailer.clone()).await;
+    book(&rt, at(9, 0), at(10, 0)).await;
+    let due = at(9, 0) - chrono::Duration::hours(24);
+    // Both 24 h reminders fail once at their due time and go out 30 s later.
+    let tries = tried(&mailer, 4).await;
+    assert_eq!(tries.len(), 4, "{tries:?}");
+    for (i, t) in tries.iter().enumerate() {
+        let expected = if i < 2 {
+            due
+        } else {
+            due + chrono::Duration::seconds(30)
+        };
+        assert!(
+            *t >= expected && *t <= expected + chrono::Duration::seconds(1),
+            "try {i} at {t}, expected {expected}"
+        );
+    }
+    drain().await;
+    let day_before: Vec<_> = s
+        .store
+        .reminders()
+        .into_iter()
+        .filter(|(r, _)| r.kind == "reminder_24h")
+        .collect();
+    assert_eq!(day_before.len(), 2);
+    for (r, status) in &day_before {
+        assert_eq!((status.as_str(), r.attempts), ("sent", 1), "{r:?}");
+    }
+    rt.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_permanent_failure_is_given_up_at_once_and_kept_as_failed() {
+    let s = setup().await;
+    let mailer = Arc::new(Flaky {
+        clock: s.clock,
+        failures: usize::MAX,
+        permanent: true,
+        tries: std::sync::Mutex::default(),
+    });
+    let rt = start_mailing(&s, mailer.clone()).await;
+    book(&rt, at(9, 0), at(10, 0)).await;
+    assert_eq!(tried(&mailer, 2).await.len(), 2);
+    // An hour later nothing was tried again.
+    tokio::time::sleep(HOUR).await;
+    drain().await;
+    assert_eq!(mailer.tries().len(), 2);
+    for (r, status) in s.store.reminders() {
+        let expected = if r.kind == "reminder_24h" {
+            "failed"
+        } else {
+            "pending"
+        };
+        assert_eq!(status, expected, "{r:?}");
+    }
+    rt.shutdown().await;
+}
+
+/// The pending reminder rows (the table also holds the tours' other notifications).
+async fn pending_reminders(db: &TestDb, tour: Option<TourId>) -> Vec<DueNotification> {
+    let mut pending = db.store.pending_notifications(tour).await.unwrap();
+    pending.retain(|n| n.kind.starts_with("reminder_"));
+    pending
 }
 
 /// The store's guards: a reminder is recorded sent once, with one `notification.sent` event,
@@ -320,17 +461,24 @@ async fn reminders_are_recorded_once_and_only_for_booked_tours(db: &TestDb, _: B
         tours.push(assigned);
     }
     let (kept, cancelled) = (&tours[0], &tours[1]);
-    let pending = db.store.pending_reminders(None).await.unwrap();
+    let pending = pending_reminders(db, None).await;
     assert_eq!(pending.len(), 8, "2 tours x 2 kinds x 2 people");
     assert!(pending.windows(2).all(|w| w[0].due_at <= w[1].due_at));
-    let of_kept = db.store.pending_reminders(Some(kept.id)).await.unwrap();
+    let of_kept = pending_reminders(db, Some(kept.id)).await;
     assert_eq!(of_kept.len(), 4);
 
+    let folder = tempfile::tempdir().unwrap();
+    let mailer = EmlFolder::new(folder.path(), "no-reply@tourwise.local").unwrap();
     let now = at(9, 30);
     for r in &of_kept {
-        assert!(db.store.record_reminder_sent(r.id, now).await.unwrap());
-        assert!(!db.store.record_reminder_sent(r.id, now).await.unwrap());
+        let first = db.store.deliver_notification(r.id, now, &mailer).await;
+        assert!(matches!(first, Ok(Delivery::Sent)), "{first:?}");
+        let again = db.store.deliver_notification(r.id, now, &mailer).await;
+        assert!(matches!(again, Ok(Delivery::Skipped)), "{again:?}");
+        let eml = std::fs::read_to_string(folder.path().join(format!("{}.eml", r.id))).unwrap();
+        assert!(eml.contains(&format!("To: {}", r.recipient)), "{eml}");
     }
+    assert_eq!(std::fs::read_dir(folder.path()).unwrap().count(), 4);
     // Cancelled in the store, its reminders not yet: the guard still refuses them.
     db.store
         .transition(Change::new(
@@ -340,15 +488,18 @@ async fn reminders_are_recorded_once_and_only_for_booked_tours(db: &TestDb, _: B
         ))
         .await
         .unwrap();
-    let of_cancelled = db
-        .store
-        .pending_reminders(Some(cancelled.id))
-        .await
-        .unwrap();
+    let of_cancelled = pending_reminders(db, Some(cancelled.id)).await;
+    assert_eq!(of_cancelled.len(), 4);
     for r in &of_cancelled {
-        assert!(!db.store.record_reminder_sent(r.id, now).await.unwrap());
+        let skipped = db.store.deliver_notification(r.id, now, &mailer).await;
+        assert!(matches!(skipped, Ok(Delivery::Skipped)), "{skipped:?}");
     }
-    assert!(db.store.pending_reminders(None).await.unwrap().is_empty());
+    assert!(pending_reminders(db, None).await.is_empty());
+    assert_eq!(
+        std::fs::read_dir(folder.path()).unwrap().count(),
+        4,
+        "none for the cancelled"
+    );
 
     let notifications: Vec<_> = outbox(db.db())
         .await

@@ -74,9 +74,42 @@ pub struct Config {
     /// the working directory.
     #[arg(long, env = "TOURWISE_DATA_DIR")]
     pub data_dir: Option<std::path::PathBuf>,
+    /// Email.
+    #[command(flatten)]
+    pub mail: MailArgs,
+    /// Tours whose `GET /tours/{id}` answers are kept in memory (0 turns the cache off).
+    #[arg(long, env = "TOURWISE_TOUR_CACHE", default_value_t = 100_000)]
+    pub tour_cache: u64,
+    /// How long a cached tour answer is kept at most, in milliseconds. This process's own
+    /// changes replace it at once; this bounds how stale a read can be when other processes
+    /// change tours in the same database.
+    #[arg(long, env = "TOURWISE_TOUR_CACHE_TTL_MS", default_value_t = 2_000)]
+    pub tour_cache_ttl_ms: u64,
     /// Rate limits (CONTRACT 2).
     #[command(flatten)]
     pub limits: Limits,
+}
+
+/// Where the notification worker's emails go.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MailArgs {
+    /// SMTP relay (`smtp://user:pass@host:587?tls=required`, `smtps://...`); unset means
+    /// RFC 5322 `.eml` files in `--mail-dir`.
+    #[arg(long, env = "TOURWISE_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// Folder of the `.eml` files without `--smtp-url` (default: `mail` in the data dir).
+    #[arg(long, env = "TOURWISE_MAIL_DIR")]
+    pub mail_dir: Option<std::path::PathBuf>,
+    /// The sender of every email.
+    #[arg(
+        long,
+        env = "TOURWISE_MAIL_FROM",
+        default_value = "Tourwise <no-reply@tourwise.local>"
+    )]
+    pub mail_from: String,
+    /// The address users reach the API at, for links in emails (default: the bound address).
+    #[arg(long, env = "TOURWISE_PUBLIC_URL")]
+    pub public_url: Option<String>,
 }
 
 /// Rate limits (CONTRACT 2), each configurable.

@@ -37,6 +37,7 @@ error_codes! {
     Unauthenticated => "unauthenticated", UNAUTHORIZED;
     InvalidToken => "invalid_token", UNAUTHORIZED;
     InvalidCredentials => "invalid_credentials", UNAUTHORIZED;
+    InvalidResetToken => "invalid_reset_token", UNPROCESSABLE_ENTITY;
     Forbidden => "forbidden", FORBIDDEN;
     NotFound => "not_found", NOT_FOUND;
     MethodNotAllowed => "method_not_allowed", METHOD_NOT_ALLOWED;

@@ -15,3 +15,4 @@ pub mod server;
 pub mod simulate;
 pub mod state;
 pub mod telemetry;
+pub mod tour_views;

@@ -63,6 +63,8 @@ pub enum Capability {
     ReviewTour,
     /// Hide a review (moderation).
     ModerateReviews,
+    /// `/notifications`: the emails and their delivery state.
+    ReadNotifications,
 }
 
 /// How far a permitted caller may reach.
@@ -78,7 +80,7 @@ use Access::{Any, Own};
 use Capability::*;
 
 /// CONTRACT 3: `(capability, [customer, realtor, provider, admin])`; `None` forbids.
-const TABLE: [(Capability, [Option<Access>; 4]); 11] = [
+const TABLE: [(Capability, [Option<Access>; 4]); 12] = [
     (ManageListing, [None, None, Some(Own), Some(Any)]),
     (Shop, [Some(Own), None, None, None]),
     (ReadTour, [Some(Own), Some(Own), None, Some(Any)]),
@@ -91,6 +93,7 @@ const TABLE: [(Capability, [Option<Access>; 4]); 11] = [
     // Admins moderate reviews; they do not write them.
     (ReviewTour, [Some(Own), None, None, None]),
     (ModerateReviews, [None, None, None, Some(Any)]),
+    (ReadNotifications, [None, None, None, Some(Any)]),
 ];
 
 /// What `role` may do with `capability`, `None` when forbidden.

@@ -3,10 +3,12 @@
 use std::net::SocketAddr;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use actors::bus::{EventBus, InProcessBus, KafkaBus, KafkaConfig};
+use actors::mail::{EmlFolder, Mailer, SmtpMailer};
 use actors::runtime::{Runtime, RuntimeConfig};
 use actors::store::SeaStore;
 use anyhow::Context as _;
@@ -21,6 +23,7 @@ use crate::metrics::{self, Metrics};
 use crate::routes;
 pub use crate::state::AppState;
 use crate::state::Limiters;
+use crate::tour_views::TourViews;
 
 /// A bound, not yet running server.
 pub struct Bound {
@@ -131,6 +134,7 @@ pub async fn bind(config: &Config) -> anyhow::Result<Bound> {
             Arc::new(KafkaBus::connect(kafka).await.map_err(anyhow::Error::msg)?)
         }
     };
+    let mailer = mailer(config).await?;
     let store = Arc::new(SeaStore::new(db.clone()));
     let policy: Arc<dyn engine::Policy> = match config.policy.as_str() {
         "balanced" => Arc::new(engine::Balanced::default()),
@@ -144,12 +148,19 @@ pub async fn bind(config: &Config) -> anyhow::Result<Bound> {
             // ractor's registry is per process: each bound server (tests bind several) gets
             // its own names.
             namespace: format!("{}:", uuid::Uuid::new_v4().simple()),
+            mailer: Some(mailer),
             ..RuntimeConfig::default()
         },
     )
     .await
     .context("the engine runtime did not start")?;
     runtime.start_outbox_relay(db.clone());
+    let tour_views = Arc::new(TourViews::new(
+        config.tour_cache,
+        Duration::from_millis(config.tour_cache_ttl_ms),
+    ));
+    let observer = tour_views.clone();
+    runtime.observe_tour_changes(Arc::new(move |tour| observer.changed(tour)));
     let (stopping, stopping_rx) = watch::channel(false);
     let metrics = Arc::new(Metrics::default());
     tokio::spawn(metrics::match_latency(
@@ -157,10 +168,13 @@ pub async fn bind(config: &Config) -> anyhow::Result<Bound> {
         runtime.tour_changes(),
         stopping_rx.clone(),
     ));
+    let public_url = Arc::new(std::sync::OnceLock::new());
     let state = AppState {
+        public_url: public_url.clone(),
         stopping: stopping_rx,
         runtime: runtime.clone(),
         store,
+        tour_views,
         db,
         bus: bus.clone(),
         jwt: Arc::new(Jwt::new(&secret)),
@@ -186,6 +200,13 @@ pub async fn bind(config: &Config) -> anyhow::Result<Bound> {
         .addrs()
         .first()
         .context("the server bound no address")?;
+    let _ = public_url.set(
+        config
+            .mail
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}")),
+    );
     Ok(Bound {
         addr,
         bus,
@@ -222,6 +243,28 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     } else {
         HttpResponse::ServiceUnavailable().json(body)
     }
+}
+
+/// The configured mailer: SMTP (checked now: an unreachable relay stops the start) or the
+/// `.eml` folder.
+async fn mailer(config: &Config) -> anyhow::Result<Arc<dyn Mailer>> {
+    let mail = &config.mail;
+    if let Some(url) = &mail.smtp_url {
+        let smtp = SmtpMailer::new(url, &mail.mail_from).map_err(anyhow::Error::msg)?;
+        anyhow::ensure!(
+            smtp.reachable().await,
+            "SMTP relay {} is unreachable",
+            redact(url)
+        );
+        return Ok(Arc::new(smtp));
+    }
+    let dir = mail
+        .mail_dir
+        .clone()
+        .unwrap_or_else(|| config.data_dir().join("mail"));
+    let folder = EmlFolder::new(&dir, &mail.mail_from).map_err(anyhow::Error::msg)?;
+    tracing::info!(dir = %dir.display(), "emails are written as .eml files");
+    Ok(Arc::new(folder))
 }
 
 async fn not_found() -> HttpResponse {

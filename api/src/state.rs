@@ -12,6 +12,7 @@ use crate::auth::Jwt;
 use crate::config::Limits;
 use crate::metrics::Metrics;
 use crate::ratelimit::Limiter;
+use crate::tour_views::TourViews;
 
 /// The rate limiters of CONTRACT 2.
 pub struct Limiters {
@@ -21,6 +22,8 @@ pub struct Limiters {
     pub login_ip: Limiter,
     /// Payment attempts per customer.
     pub payments: Limiter,
+    /// Password-reset emails per address (beyond it requests are still 202, and send nothing).
+    pub password_resets: Limiter,
 }
 
 impl Limiters {
@@ -31,6 +34,7 @@ impl Limiters {
             login_failures: Limiter::new(limits.login_failures_per_email, Duration::from_secs(900)),
             login_ip: Limiter::new(limits.login_attempts_per_ip, Duration::from_secs(60)),
             payments: Limiter::new(limits.payments_per_customer, Duration::from_secs(60)),
+            password_resets: Limiter::new(5, Duration::from_secs(900)),
         }
     }
 }
@@ -42,6 +46,8 @@ pub struct AppState {
     pub db: DatabaseConnection,
     /// Tour reads.
     pub store: Arc<SeaStore>,
+    /// Tour answers kept in memory, replaced on every change this process commits.
+    pub tour_views: Arc<TourViews>,
     /// Where `payment.succeeded` goes.
     pub bus: Arc<dyn EventBus>,
     /// Token keys.
@@ -52,6 +58,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The actor runtime (tours, realtors).
     pub runtime: Runtime,
+    /// Where users reach the API (links in emails); set once bound.
+    pub public_url: Arc<std::sync::OnceLock<String>>,
     /// Turns true when the server starts shutting down (long-lived streams end then).
     pub stopping: tokio::sync::watch::Receiver<bool>,
 }

@@ -22,6 +22,7 @@ mod m20261122_000004_create_tours;
 mod m20261122_000005_add_tours_overlap_guard;
 mod m20261122_000006_create_inbox_outbox_notifications;
 mod m20261122_000007_create_reviews_and_reset_tokens;
+mod m20261202_000008_index_notifications_by_tour;
 
 /// Name of the constraint (PostgreSQL) and of the trigger error (SQLite) that rejects
 /// overlapping active tours of one realtor; callers match on it to map the error.
@@ -47,6 +48,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000005_add_tours_overlap_guard::Migration),
             Box::new(m20261122_000006_create_inbox_outbox_notifications::Migration),
             Box::new(m20261122_000007_create_reviews_and_reset_tokens::Migration),
+            Box::new(m20261202_000008_index_notifications_by_tour::Migration),
         ]
     }
 }

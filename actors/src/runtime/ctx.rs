@@ -13,8 +13,8 @@ use ractor::rpc::CallResult;
 use ractor::{ActorRef, Message, RpcReplyPort};
 
 use super::cart::CartMsg;
-use super::notifier::{Notifier, OutboxNotifier};
-use super::reminder::ReminderMsg;
+use super::notification_worker::WorkerMsg;
+use super::notifier::{MailNotifier, Notifier};
 use super::shard::ShardMsg;
 use super::tour::TourMsg;
 use super::{RuntimeConfig, RuntimeError};
@@ -32,8 +32,11 @@ pub(crate) struct Ctx {
     pub store: Arc<dyn Store>,
     pub bus: Arc<dyn EventBus>,
     pub config: RuntimeConfig,
-    /// Where due reminders go ([`RuntimeConfig::notifier`], or the outbox).
+    /// Where due notifications go ([`RuntimeConfig::notifier`], or the mailer).
     pub notifier: Arc<dyn Notifier>,
+    /// Every committed tour change (the notification worker follows it: a change may have
+    /// written notifications).
+    pub changes: tokio::sync::broadcast::Sender<crate::store::TourRecord>,
     /// Cells with a shard actor.
     pub shard_cells: RwLock<HashSet<CellIndex>>,
     /// Which shard holds each realtor.
@@ -53,16 +56,29 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
-    pub fn new(store: Arc<dyn Store>, bus: Arc<dyn EventBus>, config: RuntimeConfig) -> Self {
-        let notifier = config
-            .notifier
-            .clone()
-            .unwrap_or_else(|| Arc::new(OutboxNotifier::new(store.clone(), config.clock.clone())));
+    pub fn new(
+        store: Arc<dyn Store>,
+        bus: Arc<dyn EventBus>,
+        config: RuntimeConfig,
+        changes: tokio::sync::broadcast::Sender<crate::store::TourRecord>,
+    ) -> Self {
+        let notifier = config.notifier.clone().unwrap_or_else(|| {
+            let mailer = config
+                .mailer
+                .clone()
+                .unwrap_or_else(|| Arc::new(crate::mail::LogMailer));
+            Arc::new(MailNotifier::new(
+                store.clone(),
+                mailer,
+                config.clock.clone(),
+            ))
+        });
         Self {
             store,
             bus,
             config,
             notifier,
+            changes,
             shard_cells: RwLock::default(),
             realtor_cells: RwLock::default(),
             parked: Mutex::default(),
@@ -93,20 +109,21 @@ impl Ctx {
         ractor::registry::where_is(self.cart_name(customer)).map(ActorRef::from)
     }
 
-    /// Registry name of the reminder scheduler: `reminders` (after the namespace).
-    pub fn reminders_name(&self) -> String {
-        format!("{}reminders", self.config.namespace)
+    /// Registry name of the notification worker: `notifications` (after the namespace).
+    pub fn worker_name(&self) -> String {
+        format!("{}notifications", self.config.namespace)
     }
 
-    pub fn reminders(&self) -> Option<ActorRef<ReminderMsg>> {
-        ractor::registry::where_is(self.reminders_name()).map(ActorRef::from)
+    pub fn notification_worker(&self) -> Option<ActorRef<WorkerMsg>> {
+        ractor::registry::where_is(self.worker_name()).map(ActorRef::from)
     }
 
-    /// Tells the reminder scheduler that `tour`'s reminders were written or cancelled (call
-    /// after the write: if the scheduler is down, it loads them when it starts).
-    pub fn reminders_changed(&self, tour: TourId) {
-        if let Some(scheduler) = self.reminders() {
-            let _ = scheduler.cast(ReminderMsg::Reload(tour));
+    /// Tells the notification worker that notifications of `tour` (or, for `None`, any) were
+    /// written or cancelled (call after the write: if the worker is down, it loads them when
+    /// it starts).
+    pub fn notifications_changed(&self, tour: Option<TourId>) {
+        if let Some(worker) = self.notification_worker() {
+            let _ = worker.cast(WorkerMsg::Reload(tour));
         }
     }
 

@@ -12,8 +12,8 @@ pub mod clock;
 mod commands;
 mod consumer;
 mod ctx;
+pub mod notification_worker;
 pub mod notifier;
-pub mod reminder;
 pub mod root;
 pub mod shard;
 pub mod supervisor;
@@ -45,12 +45,13 @@ pub use clock::{Clock, SystemClock, TokioClock};
 use consumer::consume_payments;
 pub(crate) use ctx::lock;
 use ctx::{ask, call_shard, Ctx};
-pub use notifier::{Notifier, OutboxNotifier};
+pub use notifier::{MailNotifier, Notifier};
 use root::Tree;
 use shard::{ShardMsg, ShardSeed};
 pub use supervisor::SupervisionConfig;
 use supervisor::{ChildSpec, SupMsg};
 use throttled::Throttled;
+pub use throttled::TourChangeObserver;
 use tour::{Command, TourMsg};
 
 /// Tour changes a slow [`Runtime::tour_changes`] receiver may fall behind before it misses some.
@@ -86,8 +87,11 @@ pub struct RuntimeConfig {
     pub cart_idle_timeout: Duration,
     /// The calendar time of the runtime's decisions (reminders, checkout windows).
     pub clock: Arc<dyn Clock>,
-    /// Where due reminders go; `None`: [`OutboxNotifier`] over the runtime's store.
+    /// Where due notifications go; `None`: a [`MailNotifier`] with [`RuntimeConfig::mailer`]
+    /// over the runtime's store.
     pub notifier: Option<Arc<dyn Notifier>>,
+    /// How emails are delivered; `None`: [`crate::mail::LogMailer`] (logged, not sent).
+    pub mailer: Option<Arc<dyn crate::mail::Mailer>>,
 }
 
 impl Default for RuntimeConfig {
@@ -106,6 +110,7 @@ impl Default for RuntimeConfig {
             cart_idle_timeout: Duration::from_secs(10 * 60),
             clock: Arc::new(SystemClock),
             notifier: None,
+            mailer: None,
         }
     }
 }
@@ -150,6 +155,8 @@ struct Core {
     ctx: Arc<Ctx>,
     /// Every committed tour change (see [`Runtime::tour_changes`]).
     changes: tokio::sync::broadcast::Sender<TourRecord>,
+    /// Told of every committed tour change before it is broadcast (set once).
+    observer: Arc<std::sync::OnceLock<TourChangeObserver>>,
     /// Woken whenever a change wrote outbox rows.
     outbox_written: Arc<tokio::sync::Notify>,
     /// Uncommitted messages of the payments topic at the last measure; -1 while unknown.
@@ -189,17 +196,20 @@ impl Runtime {
     ) -> Result<Runtime, RuntimeError> {
         let (changes, _) = tokio::sync::broadcast::channel(TOUR_CHANGES_BUFFER);
         let outbox_written = Arc::new(tokio::sync::Notify::new());
+        let observer = Arc::new(std::sync::OnceLock::new());
         let store: Arc<dyn Store> = Arc::new(Throttled::new(
             store,
             config.store_concurrency,
             changes.clone(),
+            observer.clone(),
             outbox_written.clone(),
         ));
-        let ctx = Arc::new(Ctx::new(store, bus, config));
+        let ctx = Arc::new(Ctx::new(store, bus, config, changes.clone()));
         let tree = Tree::spawn(&ctx).await?;
         let core = Arc::new(Core {
             ctx,
             changes,
+            observer,
             outbox_written,
             consumer_lag: std::sync::atomic::AtomicI64::new(-1),
             dead_lettered: std::sync::atomic::AtomicU64::new(0),
@@ -295,6 +305,14 @@ impl Runtime {
         })
         .await?
         .map_err(|_| RuntimeError::UnknownRealtor(id))
+    }
+
+    /// Calls `observer` with every tour change committed from now on, synchronously: before
+    /// the change is broadcast on [`Runtime::tour_changes`] and before the command that made it
+    /// returns. For caches that must never serve what a caller has just changed; keep it
+    /// quick. Only one observer can be set: `false` when one already is.
+    pub fn observe_tour_changes(&self, observer: TourChangeObserver) -> bool {
+        self.core.observer.set(observer).is_ok()
     }
 
     /// Every tour change committed from now on (created, assigned, accepted, cancelled, ...),

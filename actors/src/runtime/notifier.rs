@@ -1,7 +1,7 @@
-//! The `Notifier` port: what happens to a reminder when it is due. The runtime's default,
-//! [`OutboxNotifier`], records it: the `notifications` row becomes `sent` and a
-//! `notification.sent` event goes to the outbox in the same transaction. Delivering email is
-//! the notification worker's job (it reads those rows and events), not the runtime's.
+//! The `Notifier` port: what happens to a notification when it is due. The runtime's default,
+//! [`MailNotifier`], delivers it through a [`Mailer`] and records it in the same transaction
+//! (the row becomes `sent` and a `notification.sent` event goes to the outbox), see
+//! [`Store::deliver_notification`].
 
 use std::fmt;
 use std::sync::Arc;
@@ -9,48 +9,54 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::clock::Clock;
-use crate::reminders::DueReminder;
+use crate::mail::Mailer;
+use crate::notices::{Delivery, DueNotification};
 use crate::store::{Store, StoreError};
 
-/// Hands a due reminder on.
+/// Hands a due notification on.
 #[async_trait]
 pub trait Notifier: fmt::Debug + Send + Sync + 'static {
-    /// Sends `reminder`, now due. `Ok(true)` when it went out; `Ok(false)` when it no longer
-    /// applies (sent before, cancelled, or its tour was cancelled, moved or started). Must
-    /// be idempotent: after a crash the same reminder may be handed over again.
+    /// Sends `notification`, now due. Must be idempotent: after a crash the same notification
+    /// may be handed over again, and what is no longer pending is [`Delivery::Skipped`].
     ///
     /// # Errors
-    /// When it could not be sent; the scheduler tries again later.
-    async fn send(&self, reminder: &DueReminder) -> Result<bool, StoreError>;
+    /// When the store fails; the worker tries again later.
+    async fn send(&self, notification: &DueNotification) -> Result<Delivery, StoreError>;
 }
 
-/// The default [`Notifier`]: [`Store::record_reminder_sent`] at the clock's time.
-pub struct OutboxNotifier {
+/// The default [`Notifier`]: [`Store::deliver_notification`] at the clock's time.
+pub struct MailNotifier {
     store: Arc<dyn Store>,
+    mailer: Arc<dyn Mailer>,
     clock: Arc<dyn Clock>,
 }
 
-impl OutboxNotifier {
-    /// A notifier recording reminders in `store`, timed by `clock`.
+impl MailNotifier {
+    /// A notifier delivering through `mailer`, recording in `store`, timed by `clock`.
     #[must_use]
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
-        Self { store, clock }
+    pub fn new(store: Arc<dyn Store>, mailer: Arc<dyn Mailer>, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            store,
+            mailer,
+            clock,
+        }
     }
 }
 
-impl fmt::Debug for OutboxNotifier {
+impl fmt::Debug for MailNotifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OutboxNotifier")
+        f.debug_struct("MailNotifier")
+            .field("mailer", &self.mailer)
             .field("clock", &self.clock)
             .finish_non_exhaustive()
     }
 }
 
 #[async_trait]
-impl Notifier for OutboxNotifier {
-    async fn send(&self, reminder: &DueReminder) -> Result<bool, StoreError> {
+impl Notifier for MailNotifier {
+    async fn send(&self, notification: &DueNotification) -> Result<Delivery, StoreError> {
         self.store
-            .record_reminder_sent(reminder.id, self.clock.now())
+            .deliver_notification(notification.id, self.clock.now(), self.mailer.as_ref())
             .await
     }
 }

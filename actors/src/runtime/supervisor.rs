@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 use super::cart::{CartActor, CartArgs};
 use super::ctx::Ctx;
-use super::reminder::{ReminderArgs, ReminderScheduler};
+use super::notification_worker::{NotificationWorker, WorkerArgs};
 use super::shard::{ShardActor, ShardArgs, ShardSeed};
 use super::tour::{TourActor, TourArgs};
 use crate::store::TourRecord;
@@ -162,9 +162,9 @@ impl Supervisor {
                 .map(|(r, _)| r.get_id())
             }
             ChildSpec::Reminders => Actor::spawn_linked(
-                Some(ctx.reminders_name()),
-                ReminderScheduler,
-                ReminderArgs { ctx: ctx.clone() },
+                Some(ctx.worker_name()),
+                NotificationWorker,
+                WorkerArgs { ctx: ctx.clone() },
                 myself.get_cell(),
             )
             .await

@@ -1,8 +1,14 @@
 //! A store wrapper that bounds concurrent operations and announces committed tour changes.
 
+use std::sync::OnceLock;
+
 use tokio::sync::{broadcast, Notify};
 
 use super::*;
+
+/// Told of every committed tour change synchronously, before the change is broadcast and
+/// before the writer gets its answer (see [`Runtime::observe_tour_changes`]).
+pub type TourChangeObserver = Arc<dyn Fn(&TourRecord) + Send + Sync>;
 
 /// The store behind a semaphore: at most `n` operations in flight, the rest wait here (no
 /// timeout) instead of on the connection pool's acquire timeout. Every committed tour change
@@ -12,6 +18,7 @@ pub(super) struct Throttled {
     inner: Arc<dyn Store>,
     permits: tokio::sync::Semaphore,
     changes: broadcast::Sender<TourRecord>,
+    observer: Arc<OnceLock<TourChangeObserver>>,
     outbox_written: Arc<Notify>,
 }
 
@@ -20,17 +27,22 @@ impl Throttled {
         inner: Arc<dyn Store>,
         n: usize,
         changes: broadcast::Sender<TourRecord>,
+        observer: Arc<OnceLock<TourChangeObserver>>,
         outbox_written: Arc<Notify>,
     ) -> Self {
         Self {
             inner,
             permits: tokio::sync::Semaphore::new(n.max(1)),
             changes,
+            observer,
             outbox_written,
         }
     }
 
     fn committed(&self, record: &TourRecord) {
+        if let Some(observer) = self.observer.get() {
+            observer(record);
+        }
         self.outbox_written.notify_one();
         if self.changes.receiver_count() > 0 {
             // Lagging or absent receivers are their own business.
@@ -126,20 +138,37 @@ impl Store for Throttled {
         let _p = self.permit().await;
         self.inner.cancel_reminders(tour).await
     }
-    async fn pending_reminders(
+    async fn pending_notifications(
         &self,
         tour: Option<TourId>,
-    ) -> Result<Vec<crate::reminders::DueReminder>, StoreError> {
+    ) -> Result<Vec<crate::notices::DueNotification>, StoreError> {
         let _p = self.permit().await;
-        self.inner.pending_reminders(tour).await
+        self.inner.pending_notifications(tour).await
     }
-    async fn record_reminder_sent(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    async fn deliver_notification(
+        &self,
+        id: Uuid,
+        now: DateTime<Utc>,
+        mailer: &dyn crate::mail::Mailer,
+    ) -> Result<crate::notices::Delivery, StoreError> {
         let _p = self.permit().await;
-        let sent = self.inner.record_reminder_sent(id, now).await?;
-        if sent {
+        let delivery = self.inner.deliver_notification(id, now, mailer).await?;
+        if matches!(delivery, crate::notices::Delivery::Sent) {
+            // Its `notification.sent` row for the relay.
             self.outbox_written.notify_one();
         }
-        Ok(sent)
+        Ok(delivery)
+    }
+    async fn record_notification_failure(
+        &self,
+        id: Uuid,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        let _p = self.permit().await;
+        self.inner
+            .record_notification_failure(id, error, retry_at)
+            .await
     }
     async fn cart_listing(
         &self,

@@ -266,13 +266,13 @@ async fn schedule_reminders(ctx: &Ctx, record: &TourRecord) -> Result<(), StoreE
     };
     let reminders = reminders_for(start, &ctx.config.reminder_offsets, ctx.config.clock.now());
     ctx.store.schedule_reminders(record, &reminders).await?;
-    ctx.reminders_changed(record.id);
+    ctx.notifications_changed(Some(record.id));
     Ok(())
 }
 
 async fn cancel_reminders(ctx: &Ctx, tour: TourId) -> Result<(), RuntimeError> {
     ctx.store.cancel_reminders(tour).await.map_err(to_runtime)?;
-    ctx.reminders_changed(tour);
+    ctx.notifications_changed(Some(tour));
     Ok(())
 }
 

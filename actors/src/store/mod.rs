@@ -308,22 +308,40 @@ pub trait Store: Send + Sync + 'static {
         listing: ListingId,
     ) -> Result<bool, StoreError>;
 
-    /// Pending reminders of one tour (or of all tours), earliest first.
+    /// Pending notifications of one tour (or all), earliest first.
     ///
     /// # Errors
     /// [`StoreError::Database`].
-    async fn pending_reminders(
+    async fn pending_notifications(
         &self,
         tour: Option<TourId>,
-    ) -> Result<Vec<crate::reminders::DueReminder>, StoreError>;
+    ) -> Result<Vec<crate::notices::DueNotification>, StoreError>;
 
-    /// Records a due reminder as sent at `now` with its `notification.sent` event, unless it
-    /// is no longer pending or its tour no longer expects it (cancelled, being matched again,
-    /// started): then nothing is sent and `false` returned. Idempotent.
+    /// Delivers pending notification `id` through `mailer` and records it `sent` with its
+    /// `notification.sent` event, all or nothing; a reminder whose tour no longer expects it
+    /// (cancelled, being matched again, started) is cancelled instead. Idempotent: what is
+    /// not pending any more is [`crate::notices::Delivery::Skipped`].
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] (a mailer failure is a `Delivery::Failed`, not an error).
+    async fn deliver_notification(
+        &self,
+        id: Uuid,
+        now: DateTime<Utc>,
+        mailer: &dyn crate::mail::Mailer,
+    ) -> Result<crate::notices::Delivery, StoreError>;
+
+    /// Records a failed delivery: one more attempt, its error, and either the time to try
+    /// again or (`None`) `failed` for good.
     ///
     /// # Errors
     /// [`StoreError::Database`].
-    async fn record_reminder_sent(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError>;
+    async fn record_notification_failure(
+        &self,
+        id: Uuid,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError>;
 
     /// Stores the `pending` payment of a checkout.
     ///

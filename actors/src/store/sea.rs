@@ -215,7 +215,7 @@ impl Store for SeaStore {
             .map(|r| {
                 OutboxEvent::notification(
                     "notification.scheduled",
-                    r.tour_id.0.to_string(),
+                    tour.id.0.to_string(),
                     json!({
                         "notification_id": r.id,
                         "kind": r.kind,
@@ -235,19 +235,29 @@ impl Store for SeaStore {
         crate::reminders::cancel(&self.db, tour).await
     }
 
-    async fn pending_reminders(
+    async fn pending_notifications(
         &self,
         tour: Option<TourId>,
-    ) -> Result<Vec<crate::reminders::DueReminder>, StoreError> {
+    ) -> Result<Vec<crate::notices::DueNotification>, StoreError> {
         super::notifications::pending(&self.db, tour).await
     }
 
-    async fn record_reminder_sent(
+    async fn deliver_notification(
         &self,
         id: uuid::Uuid,
         now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<bool, StoreError> {
-        super::notifications::record_sent(&self.db, id, now).await
+        mailer: &dyn crate::mail::Mailer,
+    ) -> Result<crate::notices::Delivery, StoreError> {
+        super::notifications::deliver(&self.db, id, now, mailer).await
+    }
+
+    async fn record_notification_failure(
+        &self,
+        id: uuid::Uuid,
+        error: &str,
+        retry_at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<(), StoreError> {
+        super::notifications::record_failure(&self.db, id, error, retry_at).await
     }
 
     async fn cart_listing(&self, listing: ListingId) -> Result<Option<CartListing>, StoreError> {
@@ -318,6 +328,7 @@ impl Store for SeaStore {
             &tour,
         ));
         append_outbox(&txn, events, now).await?;
+        crate::notices::for_tour_change(&txn, "tour.assigned", None, &tour, now).await?;
         txn.commit().await?;
         Ok(tour)
     }
@@ -395,6 +406,7 @@ impl Store for SeaStore {
             ));
         }
         append_outbox(&txn, events, now).await?;
+        crate::notices::for_tour_change(&txn, event_type, Some(&before), &tour, now).await?;
         txn.commit().await?;
         Ok(tour)
     }

@@ -14,11 +14,13 @@ use crate::error::ApiError;
 use crate::perm::Capability;
 use crate::routes::cart::RawWindow;
 use crate::routes::realtors::runtime_error;
-use crate::routes::tours::{tour_json, visible};
+use crate::routes::tours::{self, tour_view, visible};
 use crate::state::AppState;
 
+/// The changed tour, which also becomes the read model's answer for it.
 async fn answer(state: &AppState, tour: &TourRecord) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(tour_json(state, tour).await?))
+    let view = tour_view(state, tour).await?;
+    Ok(tours::answer(&view))
 }
 
 /// `PATCH /tours/{id}` body.

@@ -265,9 +265,37 @@ async fn update(
         txn.execute(&delete).await?;
     }
     emit(&txn, event_type, id, to_json(&listing)?).await?;
+    let notify = event_type == "listing.published" && published_notice(&txn, &listing).await?;
     txn.commit().await?;
     state.runtime.outbox_written();
+    if notify {
+        state.runtime.notifications_written();
+    }
     Ok(listing)
+}
+
+/// The `listing_published` email to the listing's provider, written with the change; `false`
+/// when the owner has no account any more.
+async fn published_notice<C: ConnectionTrait>(
+    conn: &C,
+    listing: &Listing,
+) -> Result<bool, ApiError> {
+    let Some((email, name)) = actors::notices::email_of(conn, listing.owner_id).await? else {
+        return Ok(false);
+    };
+    let notice = actors::notices::NewNotice {
+        kind: "listing_published",
+        tour_id: None,
+        recipient: email,
+        subject: format!("Your listing \"{}\" is published", listing.title),
+        body: format!(
+            "Hello {name},\n\nYour listing \"{}\" at {} is published: customers can now find it \
+             and book tours of it.\n\nListing {}\n",
+            listing.title, listing.address, listing.id
+        ),
+    };
+    actors::notices::insert(conn, &[notice], Utc::now()).await?;
+    Ok(true)
 }
 
 /// `PATCH /listings/{id}`.

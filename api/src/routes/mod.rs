@@ -8,6 +8,8 @@ pub mod doc;
 pub mod events;
 pub mod iam;
 pub mod listings;
+pub mod notifications;
+pub mod password_reset;
 pub mod payments;
 pub mod realtors;
 pub mod reviews;
@@ -137,6 +139,8 @@ endpoints! {
     Post "/iam/register" "Create an account", Public, json(iam::Register), 201 json(doc::User) => iam::register;
     Post "/iam/login" "Get an access token", Public, json(iam::Login), 200 json(doc::Token) => iam::login;
     Get "/iam/me" "The caller's account", Bearer, none(), 200 json(doc::User) => iam::me;
+    Post "/iam/password-reset" "Email a password-reset link (always 202: no account enumeration)", Public, json(password_reset::ResetRequest), 202 object() => password_reset::request;
+    Post "/iam/password-reset/confirm" "Set a new password with a reset token (single use, 30 minutes)", Public, json(password_reset::ResetConfirm), 200 object() => password_reset::confirm;
     Post "/listings" "Create a draft listing (provider, admin)", Bearer, json(listings::NewListing), 201 json(listings::Listing) => listings::create;
     Get "/listings" [listings::ListingQuery] "Search listings", Optional, none(), 200 page(listings::Listing) => listings::list;
     Get "/listings/{id}" "One listing", Optional, none(), 200 json(listings::Listing) => listings::get;
@@ -169,6 +173,7 @@ endpoints! {
     Get "/assignments/{tour_id}/explain" "Why this realtor", Bearer, none(), 200 json(doc::Explain) => assignments::explain;
     Get "/realtors/{id}" "A realtor's public profile with the mean rating", Optional, none(), 200 json(reviews::PublicRealtor) => reviews::profile;
     Get "/realtors/{id}/reviews" [reviews::ReviewQuery] "A realtor's visible reviews, newest first", Public, none(), 200 page(reviews::Review) => reviews::list;
+    Get "/notifications" [notifications::NotificationQuery] "Emails and their delivery state (admin)", Bearer, none(), 200 page(notifications::Notification) => notifications::list;
     Delete "/reviews/{id}" [reviews::ModerationQuery] "Hide a review (admin moderation; reason in ?reason= or the body)", Bearer, optional(reviews::Moderation), 204 none() => reviews::moderate;
 }
 

@@ -6,7 +6,7 @@ use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
 use engine::TourStatus;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Order, Query};
-use sea_orm::{ConnectionTrait, QueryResult};
+use sea_orm::{ConnectionTrait, QueryResult, TransactionTrait};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -190,12 +190,30 @@ pub async fn create(
         ])
         .on_conflict(OnConflict::column("tour_id").do_nothing().to_owned())
         .to_owned();
-    if state.db.execute(&insert).await?.rows_affected() == 0 {
+    let txn = state.db.begin().await?;
+    if txn.execute(&insert).await?.rows_affected() == 0 {
         return Err(ApiError::new(
             Code::AlreadyReviewed,
             "this tour has already been reviewed",
         ));
     }
+    // The realtor hears of it through the email outbox, in the review's transaction.
+    if let Some((email, name)) = actors::notices::email_of(&txn, realtor).await? {
+        let stars = "*".repeat(usize::try_from(review.rating).unwrap_or(0));
+        let notice = actors::notices::NewNotice {
+            kind: "review_received",
+            tour_id: Some(tour.id),
+            recipient: email,
+            subject: format!("New review: {} of 5", review.rating),
+            body: format!(
+                "Hello {name},\n\nA customer reviewed your tour: {stars} ({} of 5).\n\n{}\n\nTour {}\n",
+                review.rating, review.comment, review.tour_id
+            ),
+        };
+        actors::notices::insert(&txn, &[notice], review.created_at).await?;
+    }
+    txn.commit().await?;
+    state.runtime.notifications_written();
     Ok(HttpResponse::Created().json(review))
 }
 

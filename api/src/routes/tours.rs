@@ -1,6 +1,10 @@
 //! Tour reads (CONTRACT 4, 5.2): a customer sees own tours, a realtor those assigned to them,
-//! an admin any; what the caller may not see is 404.
+//! an admin any; what the caller may not see is 404. Answers come from the read model
+//! ([`crate::tour_views`]) when it has them, from the database otherwise.
 
+use std::sync::Arc;
+
+use actix_web::http::header::ContentType;
 use actix_web::{web, HttpResponse};
 use actors::store::{Store, TourRecord};
 use chrono::{DateTime, Utc};
@@ -8,6 +12,7 @@ use engine::{TourId, TourStatus};
 use sea_orm::sea_query::{Expr, ExprTrait, Order, Query};
 use sea_orm::ConnectionTrait;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -16,14 +21,16 @@ use crate::error::ApiError;
 use crate::list::Page;
 use crate::perm::{Access, Capability, Role};
 use crate::state::AppState;
+use crate::tour_views::TourView;
 
-/// Whether `caller` (with `access` to `capability`) may see `tour`.
+/// Whether `caller` (with `access` to a capability) may see a tour booked by `customer` and
+/// assigned to `realtor`.
 #[must_use]
-pub fn sees(caller: &Caller, access: Access, tour: &TourRecord) -> bool {
+pub fn sees(caller: &Caller, access: Access, customer: Uuid, realtor: Option<Uuid>) -> bool {
     match (access, caller.role) {
         (Access::Any, _) => true,
-        (Access::Own, Role::Customer) => tour.customer_id.0 == caller.id,
-        (Access::Own, Role::Realtor) => tour.realtor_id.is_some_and(|r| r.0 == caller.id),
+        (Access::Own, Role::Customer) => customer == caller.id,
+        (Access::Own, Role::Realtor) => realtor == Some(caller.id),
         (Access::Own, _) => false,
     }
 }
@@ -69,8 +76,45 @@ pub async fn visible(
         .store
         .get_tour(TourId(id))
         .await?
-        .filter(|t| sees(caller, access, t))
+        .filter(|t| sees(caller, access, t.customer_id.0, t.realtor_id.map(|r| r.0)))
         .ok_or_else(|| ApiError::not_found("tour"))
+}
+
+/// The answer for `tour` (its JSON with history), kept in the read model.
+///
+/// # Errors
+/// When the database fails.
+pub async fn tour_view(state: &AppState, tour: &TourRecord) -> Result<Arc<TourView>, ApiError> {
+    let body =
+        serde_json::to_vec(&tour_json(state, tour).await?).map_err(|e| ApiError::internal(&e))?;
+    let view = Arc::new(TourView {
+        version: tour.version,
+        customer: tour.customer_id.0,
+        realtor: tour.realtor_id.map(|r| r.0),
+        body: body.into(),
+    });
+    state.tour_views.put(tour.id.0, view.clone());
+    Ok(view)
+}
+
+/// The answer for tour `id` from the read model, or else the database; `None` when there is
+/// no such tour.
+async fn view_of(state: &AppState, id: Uuid) -> Result<Option<Arc<TourView>>, ApiError> {
+    if let Some(view) = state.tour_views.get(id) {
+        return Ok(Some(view));
+    }
+    match state.store.get_tour(TourId(id)).await? {
+        Some(tour) => Ok(Some(tour_view(state, &tour).await?)),
+        None => Ok(None),
+    }
+}
+
+/// An answer of one tour.
+#[must_use]
+pub fn answer(view: &TourView) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(ContentType::json())
+        .body(view.body.clone())
 }
 
 /// `GET /tours/{id}`.
@@ -82,8 +126,12 @@ pub async fn get(
     caller: Caller,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let tour = visible(&state, &caller, Capability::ReadTour, *id).await?;
-    Ok(HttpResponse::Ok().json(tour_json(&state, &tour).await?))
+    let access = caller.may(Capability::ReadTour)?;
+    let view = view_of(&state, *id)
+        .await?
+        .filter(|v| sees(&caller, access, v.customer, v.realtor))
+        .ok_or_else(|| ApiError::not_found("tour"))?;
+    Ok(answer(&view))
 }
 
 /// `GET /tours` query.
@@ -145,12 +193,16 @@ pub async fn list(
     if let Some(payment) = query.payment_id {
         select.and_where(Expr::col("payment_id").eq(payment));
     }
-    let mut items = Vec::new();
+    let mut views = Vec::new();
     for row in state.db.query_all(&select).await? {
         let id: Uuid = row.try_get("", "id")?;
-        if let Some(tour) = state.store.get_tour(TourId(id)).await? {
-            items.push(tour_json(&state, &tour).await?);
-        }
+        views.extend(view_of(&state, id).await?);
     }
+    // The kept bodies are JSON already: embed them as they are.
+    let items = views
+        .iter()
+        .map(|v| serde_json::from_slice::<&RawValue>(&v.body))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ApiError::internal(&e))?;
     Ok(HttpResponse::Ok().json(page.finish(items)))
 }

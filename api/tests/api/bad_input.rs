@@ -45,6 +45,20 @@ async fn every_body_endpoint_refuses_bad_input_with_json_errors() {
         ),
         (
             Method::POST,
+            "/iam/password-reset",
+            None,
+            json!({"email": 5}),
+            vec![],
+        ),
+        (
+            Method::POST,
+            "/iam/password-reset/confirm",
+            None,
+            json!({"token": 1, "new_password": []}),
+            vec![json!({"token": "abc", "new_password": "short"})],
+        ),
+        (
+            Method::POST,
             "/listings",
             Some(&provider),
             json!({"title": 1, "address": "a", "location": {"lat": "x", "lng": 0}, "price_cents": "10"}),

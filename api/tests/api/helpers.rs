@@ -14,6 +14,10 @@ pub const ADMIN_PASSWORD: &str = "root-password";
 
 pub struct App {
     pub base: String,
+    /// The database the app runs on.
+    pub db_url: String,
+    /// Its data dir (the `.eml` files are in `mail/` under it).
+    pub data_dir: std::path::PathBuf,
     pub bus: std::sync::Arc<dyn actors::bus::EventBus>,
     pub client: reqwest::Client,
     stopper: api::server::Stopper,
@@ -90,6 +94,8 @@ pub async fn spawn_on(url: &str, data_dir: &std::path::Path, extra: &[&str]) -> 
     let task = tokio::spawn(bound.run());
     App {
         base,
+        db_url: url.to_owned(),
+        data_dir: data_dir.to_path_buf(),
         bus,
         client: reqwest::Client::new(),
         stopper,

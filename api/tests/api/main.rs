@@ -7,6 +7,7 @@ mod events;
 mod flow;
 mod helpers;
 mod metrics;
+mod notifications;
 mod openapi;
 mod permissions;
 mod restart;

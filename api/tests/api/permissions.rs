@@ -179,6 +179,27 @@ async fn every_endpoint_answers_each_role_as_contract_3_says() {
         ),
         (
             Method::POST,
+            "/iam/password-reset".into(),
+            Some(json!({"email": "someone@example.com"})),
+            Setup::None,
+            [202; 5],
+        ),
+        (
+            Method::POST,
+            "/iam/password-reset/confirm".into(),
+            Some(json!({"token": "not-a-token", "new_password": "long-enough"})),
+            Setup::None,
+            [422; 5],
+        ),
+        (
+            Method::GET,
+            "/notifications".into(),
+            None,
+            Setup::None,
+            [401, 403, 403, 403, 200],
+        ),
+        (
+            Method::POST,
             "/listings".into(),
             Some(new_listing.clone()),
             Setup::None,
