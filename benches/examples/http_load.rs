@@ -61,7 +61,7 @@ impl Drop for Server {
     }
 }
 
-fn start(bin: &PathBuf, database_url: &str, dir: &std::path::Path) -> Server {
+fn start_server(bin: &PathBuf, database_url: &str, dir: &std::path::Path, extra: &[&str]) -> Server {
     use std::io::BufRead;
     let log = dir.join("serve.log");
     let mut child = Command::new(bin)
@@ -82,6 +82,7 @@ fn start(bin: &PathBuf, database_url: &str, dir: &std::path::Path) -> Server {
         ])
         // The write test pays thousands of payments per customer and minute.
         .args(["--payments-per-customer", "100000000"])
+        .args(extra)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&log).expect("log file"))
@@ -219,6 +220,15 @@ where
     run
 }
 
+/// `GET url` with `token` on every connection for `--seconds`.
+async fn read_load(args: &Args, url: String, token: String) -> Run {
+    let until = Instant::now() + Duration::from_secs(args.seconds);
+    load(args.connections, move |client| {
+        (Instant::now() < until).then(|| client.get(&url).bearer_auth(&token))
+    })
+    .await
+}
+
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
@@ -235,7 +245,7 @@ async fn main() {
         .database_url
         .clone()
         .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", dir.join("load.db").display()));
-    let server = start(&bin, &database_url, &dir);
+    let server = start_server(&bin, &database_url, &dir, &[]);
     let base = server.base.clone();
     let client = reqwest::Client::new();
     let (post, put, patch) = (
@@ -398,18 +408,21 @@ async fn main() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    let until = Instant::now() + Duration::from_secs(args.seconds);
-    let url = format!("{base}/tours/{tour}");
-    let mut read = load(args.connections, move |client| {
-        (Instant::now() < until).then(|| client.get(&url).bearer_auth(&token))
-    })
-    .await;
+    let mut read = read_load(&args, format!("{base}/tours/{tour}"), token.clone()).await;
+    drop(server);
+
+    // The same read from a server on the same database without the in-memory read model:
+    // every request queries the database.
+    let server = start_server(&bin, &database_url, &dir, &["--tour-cache", "0"]);
+    // The same JWT secret (kept in the data dir): the customer's token still works.
+    let mut uncached = read_load(&args, format!("{}/tours/{tour}", server.base), token).await;
 
     println!(
         "{} connections, client and server on this machine",
         args.connections
     );
     read.print("GET /tours/{id}");
+    uncached.print("GET /tours/{id} (--tour-cache 0)");
     paid.print("POST /payments");
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
