@@ -535,3 +535,87 @@ async fn reminders_are_recorded_once_and_only_for_booked_tours(db: &TestDb, _: B
     }
 }
 on_both!(reminders_are_recorded_once_and_only_for_booked_tours);
+
+/// Delivers like `folder`, then fails as a process killed before recording the delivery would.
+#[derive(Debug)]
+struct DiesAfterSending(EmlFolder);
+
+#[async_trait]
+impl Mailer for DiesAfterSending {
+    async fn deliver(&self, mail: &Mail) -> Result<(), MailError> {
+        self.0.deliver(mail).await?;
+        Err(MailError {
+            permanent: false,
+            message: "killed before the commit".into(),
+        })
+    }
+}
+
+/// An assignment writes its two emails with it; a crash between mailing one and recording it
+/// leaves it pending, and delivering it again makes no second email and one event.
+async fn a_crash_after_sending_does_not_send_twice(db: &TestDb, _: Backend) {
+    let realtor_id = RealtorId(Uuid::new_v4());
+    let new = new_tour();
+    insert_users(db.db(), &[realtor_id.0, new.customer_id.0]).await;
+    db.store
+        .upsert_realtor_profiles(&[realtor(realtor_id, lisbon(0.0))])
+        .await
+        .unwrap();
+    let CreateOutcome::Created(tour) = db.store.create_tour_from_payment(new).await.unwrap() else {
+        panic!("created");
+    };
+    let why = explanation(realtor_id);
+    db.store
+        .assign(Assignment {
+            tour_id: tour.id,
+            realtor_id,
+            start: at(10, 0),
+            end: at(11, 0),
+            explanation: &why,
+            expected_version: tour.version,
+        })
+        .await
+        .unwrap();
+    let pending = db.store.pending_notifications(Some(tour.id)).await.unwrap();
+    let kinds: Vec<&str> = pending.iter().map(|n| n.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["tour_assigned", "tour_assigned"],
+        "customer and realtor"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let folder = EmlFolder::new(dir.path(), "no-reply@tourwise.local").unwrap();
+    let first = &pending[0];
+    let now = at(9, 0);
+    let crashed = db
+        .store
+        .deliver_notification(first.id, now, &DiesAfterSending(folder.clone()))
+        .await;
+    assert!(matches!(crashed, Ok(Delivery::Failed(_))), "{crashed:?}");
+    let still = db.store.pending_notifications(Some(tour.id)).await.unwrap();
+    assert!(still.iter().any(|n| n.id == first.id), "still pending");
+
+    let again = db.store.deliver_notification(first.id, now, &folder).await;
+    assert!(matches!(again, Ok(Delivery::Sent)), "{again:?}");
+    let once_more = db.store.deliver_notification(first.id, now, &folder).await;
+    assert!(matches!(once_more, Ok(Delivery::Skipped)), "{once_more:?}");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "one email"
+    );
+    let eml = std::fs::read_to_string(dir.path().join(format!("{}.eml", first.id))).unwrap();
+    assert!(eml.contains(&format!("To: {}", first.recipient)), "{eml}");
+    assert!(eml.contains(&tour.id.0.to_string()), "{eml}");
+    let sent = outbox(db.db())
+        .await
+        .into_iter()
+        .filter(|(_, event, _, payload)| {
+            event == "notification.sent"
+                && payload["data"]["notification_id"] == first.id.to_string()
+        })
+        .count();
+    assert_eq!(sent, 1);
+}
+on_both!(a_crash_after_sending_does_not_send_twice);

@@ -107,6 +107,14 @@ pub struct MailArgs {
         default_value = "Tourwise <no-reply@tourwise.local>"
     )]
     pub mail_from: String,
+    /// When reminders go out, in minutes before a tour's start (comma-separated).
+    #[arg(
+        long,
+        env = "TOURWISE_REMINDER_MINUTES",
+        value_delimiter = ',',
+        default_value = "1440,60"
+    )]
+    pub reminder_minutes: Vec<u32>,
     /// The address users reach the API at, for links in emails (default: the bound address).
     #[arg(long, env = "TOURWISE_PUBLIC_URL")]
     pub public_url: Option<String>,
@@ -163,6 +171,19 @@ mod tests {
         assert_eq!(c.database.database_url, "sqlite://tourwise.db?mode=rwc");
         assert_eq!(c.policy, "nearest");
         assert!(c.kafka_brokers.is_none() && c.redis_url.is_none());
+        assert_eq!(c.mail.reminder_minutes, [1440, 60]);
+        assert!(c.mail.smtp_url.is_none());
+    }
+
+    #[test]
+    fn reminder_times_are_a_list_of_minutes() {
+        let cli =
+            Cli::try_parse_from(["tourwise", "serve", "--reminder-minutes", "90,15"]).unwrap();
+        let Command::Serve(c) = cli.command else {
+            panic!("serve")
+        };
+        assert_eq!(c.mail.reminder_minutes, [90, 15]);
+        assert!(Cli::try_parse_from(["tourwise", "serve", "--reminder-minutes", "soon"]).is_err());
     }
 
     #[test]

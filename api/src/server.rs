@@ -149,6 +149,12 @@ pub async fn bind(config: &Config) -> anyhow::Result<Bound> {
             // its own names.
             namespace: format!("{}:", uuid::Uuid::new_v4().simple()),
             mailer: Some(mailer),
+            reminder_offsets: config
+                .mail
+                .reminder_minutes
+                .iter()
+                .map(|m| Duration::from_secs(u64::from(*m) * 60))
+                .collect(),
             ..RuntimeConfig::default()
         },
     )

@@ -61,7 +61,12 @@ impl Drop for Server {
     }
 }
 
-fn start_server(bin: &PathBuf, database_url: &str, dir: &std::path::Path, extra: &[&str]) -> Server {
+fn start_server(
+    bin: &PathBuf,
+    database_url: &str,
+    dir: &std::path::Path,
+    extra: &[&str],
+) -> Server {
     use std::io::BufRead;
     let log = dir.join("serve.log");
     let mut child = Command::new(bin)
