@@ -60,6 +60,20 @@ pub struct NewNotice {
     pub body: String,
 }
 
+/// The columns a new `notifications` row is written with, in the order of its values.
+pub(crate) const INSERT_COLUMNS: [&str; 10] = [
+    "id",
+    "kind",
+    "tour_id",
+    "recipient_email",
+    "subject",
+    "body",
+    "due_at",
+    "status",
+    "attempts",
+    "created_at",
+];
+
 /// Writes `notices`, due at `due_at`; a notice equal in kind, tour, recipient and due time to
 /// an existing row is skipped (redelivered events write nothing twice). Returns how many
 /// rows were written.
@@ -75,18 +89,7 @@ pub async fn insert<C: ConnectionTrait>(
         return Ok(0);
     }
     let mut insert = Query::insert();
-    insert.into_table("notifications").columns([
-        "id",
-        "kind",
-        "tour_id",
-        "recipient_email",
-        "subject",
-        "body",
-        "due_at",
-        "status",
-        "attempts",
-        "created_at",
-    ]);
+    insert.into_table("notifications").columns(INSERT_COLUMNS);
     for n in notices {
         insert
             .values([

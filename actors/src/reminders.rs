@@ -87,18 +87,9 @@ pub async fn schedule<C: ConnectionTrait>(
     let now = Utc::now();
     let start = tour.start.map(|s| s.to_rfc3339()).unwrap_or_default();
     let mut insert = Query::insert();
-    insert.into_table("notifications").columns([
-        "id",
-        "kind",
-        "tour_id",
-        "recipient_email",
-        "subject",
-        "body",
-        "due_at",
-        "status",
-        "attempts",
-        "created_at",
-    ]);
+    insert
+        .into_table("notifications")
+        .columns(crate::notices::INSERT_COLUMNS);
     for email in &emails {
         for r in reminders {
             insert

@@ -392,11 +392,13 @@ async fn accept_timeout_rematches_without_the_silent_realtor() {
     rt.shutdown().await;
 }
 
+/// The reminder rows of `tour` (the table also holds its other emails).
 async fn reminders(db: &DatabaseConnection, tour: TourId) -> Vec<(String, String, DateTime<Utc>)> {
     let select = Query::select()
         .columns(["kind", "status", "due_at"])
         .from("notifications")
         .and_where(Expr::col("tour_id").eq(tour.0))
+        .and_where(Expr::col("kind").like("reminder_%"))
         .to_owned();
     let mut rows: Vec<_> = db
         .query_all(&select)
