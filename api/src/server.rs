@@ -135,6 +135,10 @@ pub async fn bind(config: &Config) -> anyhow::Result<Bound> {
         }
     };
     let mailer = mailer(config).await?;
+    let redis = match &config.redis_url {
+        None => None,
+        Some(url) => Some(redis_connection(url).await?),
+    };
     let store = Arc::new(SeaStore::new(db.clone()));
     let policy: Arc<dyn engine::Policy> = match config.policy.as_str() {
         "balanced" => Arc::new(engine::Balanced::default()),
@@ -180,6 +184,7 @@ pub async fn bind(config: &Config) -> anyhow::Result<Bound> {
         stopping: stopping_rx,
         runtime: runtime.clone(),
         store,
+        redis,
         tour_views,
         db,
         bus: bus.clone(),
@@ -242,13 +247,52 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let database = state.db.execute_unprepared("SELECT 1").await.is_ok();
     // False once a supervisor of the actor runtime escalated (see actors::runtime::root).
     let engine = state.runtime.healthy();
-    let ready = database && engine;
-    let body = json!({"ready": ready, "dependencies": {"database": database, "engine": engine}});
+    let mut dependencies = json!({"database": database, "engine": engine});
+    let mut ready = database && engine;
+    if let Some(redis) = &state.redis {
+        let up = redis_ready(redis).await;
+        dependencies["redis"] = json!(up);
+        ready &= up;
+    }
+    let body = json!({"ready": ready, "dependencies": dependencies});
     if ready {
         HttpResponse::Ok().json(body)
     } else {
         HttpResponse::ServiceUnavailable().json(body)
     }
+}
+
+/// A connection to the configured Redis that answered `PING`.
+///
+/// # Errors
+/// One line naming Redis when it is unreachable.
+async fn redis_connection(url: &str) -> anyhow::Result<redis::aio::MultiplexedConnection> {
+    let unreachable = || format!("Redis {} is unreachable", redact(url));
+    let client = redis::Client::open(url).with_context(unreachable)?;
+    let mut connection = tokio::time::timeout(
+        Duration::from_secs(5),
+        client.get_multiplexed_async_connection(),
+    )
+    .await
+    .map_err(anyhow::Error::msg)
+    .and_then(|c| c.map_err(anyhow::Error::from))
+    .with_context(unreachable)?;
+    let _: String = redis::cmd("PING")
+        .query_async(&mut connection)
+        .await
+        .with_context(unreachable)?;
+    Ok(connection)
+}
+
+/// Whether Redis answers `PING` within a second.
+async fn redis_ready(connection: &redis::aio::MultiplexedConnection) -> bool {
+    let mut connection = connection.clone();
+    let cmd = redis::cmd("PING");
+    let ping = cmd.query_async::<String>(&mut connection);
+    matches!(
+        tokio::time::timeout(Duration::from_secs(1), ping).await,
+        Ok(Ok(_))
+    )
 }
 
 /// The configured mailer: SMTP (checked now: an unreachable relay stops the start) or the

@@ -46,6 +46,8 @@ pub struct AppState {
     pub db: DatabaseConnection,
     /// Tour reads.
     pub store: Arc<SeaStore>,
+    /// Redis, when configured (`/readyz` asks it; the availability view is issue #9's).
+    pub redis: Option<redis::aio::MultiplexedConnection>,
     /// Tour answers kept in memory, replaced on every change this process commits.
     pub tour_views: Arc<TourViews>,
     /// Where `payment.succeeded` goes.

@@ -146,6 +146,51 @@ fn unreachable_database_fails_fast_with_one_line() {
 }
 
 #[test]
+fn unreachable_redis_or_smtp_relay_fails_fast_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+    for (flag, url, named) in [
+        (
+            "--redis-url",
+            "redis://:secret@127.0.0.1:1",
+            "tourwise: Redis",
+        ),
+        (
+            "--smtp-url",
+            "smtp://mail:secret@127.0.0.1:1",
+            "tourwise: SMTP relay",
+        ),
+    ] {
+        let out = output_within_a_minute(
+            Command::new(env!("CARGO_BIN_EXE_tourwise"))
+                .args(["serve", "--http-addr", "127.0.0.1:0", "--database-url", &db])
+                .args([flag, url])
+                .env("RUST_LOG", "off"),
+        );
+        assert!(!out.status.success(), "{flag}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{stderr}");
+        assert!(lines[0].starts_with(named), "{stderr}");
+        assert!(!lines[0].contains("secret"), "{stderr}");
+    }
+}
+
+#[tokio::test]
+async fn readyz_reports_redis_when_configured() {
+    // CI starts Redis on 127.0.0.1:6379 (see .ci/run).
+    let serve = start(&["--redis-url", "redis://127.0.0.1:6379"]);
+    let ready: serde_json::Value = reqwest::get(format!("{}/readyz", serve.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["dependencies"]["redis"], true, "{ready}");
+    assert_eq!(ready["ready"], true, "{ready}");
+}
+
+#[test]
 fn migrate_applies_and_is_repeatable() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}?mode=rwc", dir.path().join("m.db").display());
