@@ -58,6 +58,10 @@ pub struct Config {
     /// Redis URL; unset means the in-process availability view and rate limiter.
     #[arg(long, env = "TOURWISE_REDIS_URL")]
     pub redis_url: Option<String>,
+    /// Prefix of every Redis key (`{prefix}:availability:{cell}`, `{prefix}:ratelimit:...`):
+    /// deployments sharing one Redis keep apart by it.
+    #[arg(long, env = "TOURWISE_REDIS_PREFIX", default_value = "tourwise")]
+    pub redis_prefix: String,
     /// HS256 secret for access tokens; unset means a random one kept in the data dir.
     #[arg(long, env = "TOURWISE_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,

@@ -7,11 +7,13 @@ use std::time::Duration;
 
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpResponse, HttpServer};
+use actors::availability_view::RedisView;
 use actors::bus::{EventBus, InProcessBus, KafkaBus, KafkaConfig};
 use actors::mail::{EmlFolder, Mailer, SmtpMailer};
 use actors::runtime::{Runtime, RuntimeConfig};
 use actors::store::SeaStore;
 use anyhow::Context as _;
+use redis::aio::ConnectionManager;
 use sea_orm::ConnectionTrait;
 use serde_json::json;
 use tokio::sync::watch;
@@ -20,6 +22,7 @@ use crate::auth::{self, Jwt};
 use crate::config::Config;
 use crate::error::extractors;
 use crate::metrics::{self, Metrics};
+use crate::ratelimit::RedisCounts;
 use crate::routes;
 pub use crate::state::AppState;
 use crate::state::Limiters;
@@ -139,6 +142,13 @@ pub async fn bind(config: &Config) -> anyhow::Result<Bound> {
         None => None,
         Some(url) => Some(redis_connection(url).await?),
     };
+    let availability_view = redis
+        .clone()
+        .map(|conn| RedisView::new(conn, &config.redis_prefix));
+    let redis_counts = redis.clone().map(|conn| RedisCounts {
+        conn,
+        prefix: config.redis_prefix.clone(),
+    });
     let store = Arc::new(SeaStore::new(db.clone()));
     let policy: Arc<dyn engine::Policy> = match config.policy.as_str() {
         "balanced" => Arc::new(engine::Balanced::default()),
@@ -153,6 +163,7 @@ pub async fn bind(config: &Config) -> anyhow::Result<Bound> {
             // its own names.
             namespace: format!("{}:", uuid::Uuid::new_v4().simple()),
             mailer: Some(mailer),
+            availability_view: availability_view.clone(),
             reminder_offsets: config
                 .mail
                 .reminder_minutes
@@ -185,11 +196,12 @@ pub async fn bind(config: &Config) -> anyhow::Result<Bound> {
         runtime: runtime.clone(),
         store,
         redis,
+        availability_view,
         tour_views,
         db,
         bus: bus.clone(),
         jwt: Arc::new(Jwt::new(&secret)),
-        limits: Arc::new(Limiters::new(&config.limits)),
+        limits: Arc::new(Limiters::new(&config.limits, redis_counts.as_ref())),
         metrics,
     };
     let server = HttpServer::new(move || {
@@ -249,6 +261,11 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let engine = state.runtime.healthy();
     let mut dependencies = json!({"database": database, "engine": engine});
     let mut ready = database && engine;
+    if state.bus.is_remote() {
+        let up = state.bus.reachable().await;
+        dependencies["kafka"] = json!(up);
+        ready &= up;
+    }
     if let Some(redis) = &state.redis {
         let up = redis_ready(redis).await;
         dependencies["redis"] = json!(up);
@@ -266,12 +283,17 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 ///
 /// # Errors
 /// One line naming Redis when it is unreachable.
-async fn redis_connection(url: &str) -> anyhow::Result<redis::aio::MultiplexedConnection> {
+async fn redis_connection(url: &str) -> anyhow::Result<ConnectionManager> {
     let unreachable = || format!("Redis {} is unreachable", redact(url));
     let client = redis::Client::open(url).with_context(unreachable)?;
+    // Reconnects by itself after Redis restarts; each command waits at most 2 s.
+    let manager = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(Duration::from_secs(2)))
+        .set_number_of_retries(1);
     let mut connection = tokio::time::timeout(
         Duration::from_secs(5),
-        client.get_multiplexed_async_connection(),
+        ConnectionManager::new_with_config(client, manager),
     )
     .await
     .map_err(anyhow::Error::msg)
@@ -285,7 +307,7 @@ async fn redis_connection(url: &str) -> anyhow::Result<redis::aio::MultiplexedCo
 }
 
 /// Whether Redis answers `PING` within a second.
-async fn redis_ready(connection: &redis::aio::MultiplexedConnection) -> bool {
+async fn redis_ready(connection: &ConnectionManager) -> bool {
     let mut connection = connection.clone();
     let cmd = redis::cmd("PING");
     let ping = cmd.query_async::<String>(&mut connection);

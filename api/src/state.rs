@@ -11,7 +11,7 @@ use sea_orm::DatabaseConnection;
 use crate::auth::Jwt;
 use crate::config::Limits;
 use crate::metrics::Metrics;
-use crate::ratelimit::Limiter;
+use crate::ratelimit::{Limiter, RedisCounts};
 use crate::tour_views::TourViews;
 
 /// The rate limiters of CONTRACT 2.
@@ -27,14 +27,21 @@ pub struct Limiters {
 }
 
 impl Limiters {
-    /// Limiters with the configured numbers.
+    /// Limiters with the configured numbers, counting in Redis when it is given.
     #[must_use]
-    pub fn new(limits: &Limits) -> Self {
+    pub fn new(limits: &Limits, redis: Option<&RedisCounts>) -> Self {
+        let minute = Duration::from_secs(60);
+        let quarter = Duration::from_secs(900);
         Self {
-            login_failures: Limiter::new(limits.login_failures_per_email, Duration::from_secs(900)),
-            login_ip: Limiter::new(limits.login_attempts_per_ip, Duration::from_secs(60)),
-            payments: Limiter::new(limits.payments_per_customer, Duration::from_secs(60)),
-            password_resets: Limiter::new(5, Duration::from_secs(900)),
+            login_failures: Limiter::shared(
+                limits.login_failures_per_email,
+                quarter,
+                redis,
+                "login_failures",
+            ),
+            login_ip: Limiter::shared(limits.login_attempts_per_ip, minute, redis, "login_ip"),
+            payments: Limiter::shared(limits.payments_per_customer, minute, redis, "payments"),
+            password_resets: Limiter::shared(5, quarter, redis, "password_resets"),
         }
     }
 }
@@ -46,8 +53,10 @@ pub struct AppState {
     pub db: DatabaseConnection,
     /// Tour reads.
     pub store: Arc<SeaStore>,
-    /// Redis, when configured (`/readyz` asks it; the availability view is issue #9's).
-    pub redis: Option<redis::aio::MultiplexedConnection>,
+    /// Redis, when configured (`/readyz` asks it).
+    pub redis: Option<redis::aio::ConnectionManager>,
+    /// The availability view in Redis, when configured (`GET /availability` reads it).
+    pub availability_view: Option<actors::availability_view::RedisView>,
     /// Tour answers kept in memory, replaced on every change this process commits.
     pub tour_views: Arc<TourViews>,
     /// Where `payment.succeeded` goes.

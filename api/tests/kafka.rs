@@ -3,273 +3,31 @@
 //! events produced from outside the engine, duplicates, garbage, and a SIGKILL mid-stream.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::Utc;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Headers;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureProducer;
 use rdkafka::{ClientConfig, Message};
-use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use sea_orm::{ConnectionTrait, Statement};
 use serde_json::{json, Value};
 use uuid::Uuid;
+
+mod common;
+use common::{
+    add_realtors, envelope, payment, produce, scalar, serve, start_broker, wait_for, FreshDb,
+};
 
 const PAYMENTS: usize = 5_000;
 const DUPLICATES: usize = PAYMENTS / 5;
 const GARBLED: usize = PAYMENTS / 100;
 const REALTORS: usize = 40;
-
-/// A tansu broker on a free loopback port, killed on drop.
-struct Broker {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn tansu() -> String {
-    let home = std::env::var("HOME").unwrap_or_default();
-    let cargo_bin = format!("{home}/.cargo/bin/tansu");
-    if std::path::Path::new(&cargo_bin).exists() {
-        cargo_bin
-    } else {
-        "tansu".to_owned()
-    }
-}
-
-fn start_broker() -> Broker {
-    let port = free_port();
-    let url = format!("tcp://127.0.0.1:{port}");
-    let child = Command::new(tansu())
-        .args([
-            "broker",
-            "--listener-url",
-            &url,
-            "--advertised-listener-url",
-            &url,
-            "--storage-engine",
-            "memory://tansu/",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect(
-            "tansu must be installed (`cargo install tansu --features dynostore`; .ci/run does it)",
-        );
-    let addr = format!("127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(&addr).is_err() {
-        assert!(Instant::now() < deadline, "tansu did not listen on {addr}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Broker { child, addr }
-}
-
-/// A fresh PostgreSQL database, dropped on [`FreshDb::drop_now`].
-struct FreshDb {
-    admin: DatabaseConnection,
-    name: String,
-    url: String,
-}
-
-impl FreshDb {
-    async fn create() -> Self {
-        let server = std::env::var("TOURWISE_TEST_PG_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned());
-        let admin = sea_orm::Database::connect(format!("{server}/postgres"))
-            .await
-            .expect("PostgreSQL at 127.0.0.1:5432");
-        let name = format!("tw_kafka_{}", Uuid::new_v4().simple());
-        admin
-            .execute_unprepared(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap();
-        Self {
-            admin,
-            url: format!("{server}/{name}"),
-            name,
-        }
-    }
-
-    async fn drop_now(self) {
-        let _ = self
-            .admin
-            .execute_unprepared(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .await;
-    }
-}
-
-/// `tourwise serve` with Kafka; SIGKILLed on drop.
-struct Serve {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(db: &str, brokers: &str, log: &std::path::Path) -> Serve {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tourwise"))
-        .args(["serve", "--http-addr", "127.0.0.1:0", "--database-url", db])
-        .args(["--kafka-brokers", brokers, "--kafka-partitions", "4"])
-        // Static membership: the restarted process takes its partitions back at once.
-        .args(["--kafka-instance-id", "kafka-test"])
-        .arg("--data-dir")
-        .arg(log.parent().unwrap())
-        .env(
-            "RUST_LOG",
-            "warn,actors=info,actors::runtime::consumer=debug,rdkafka=info",
-        )
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) else {
-        let _ = child.kill();
-        panic!("serve printed nothing within 60 s");
-    };
-    let Some(base) = line.trim().strip_prefix("listening on ") else {
-        let _ = child.kill();
-        panic!(
-            "serve did not start: {line:?}; log: {}",
-            std::fs::read_to_string(log).unwrap_or_default()
-        );
-    };
-    Serve {
-        base: base.to_owned(),
-        child,
-    }
-}
-
-async fn call(
-    client: &reqwest::Client,
-    method: reqwest::Method,
-    url: &str,
-    token: Option<&str>,
-    body: Value,
-) -> Value {
-    let mut request = client.request(method, url).json(&body);
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
-    assert!(status.is_success(), "{url}: {status} {body}");
-    body
-}
-
-/// Realtors around Lisbon, through the API as CONTRACT 6 requires, working every day all day.
-async fn add_realtors(base: &str, rng: &mut StdRng) {
-    let client = reqwest::Client::new();
-    let post = reqwest::Method::POST;
-    for i in 0..REALTORS {
-        let email = format!("realtor{i}@example.com");
-        let creds = json!({"email": email, "password": "password1"});
-        let mut register = creds.clone();
-        register["name"] = json!(format!("Realtor {i}"));
-        register["role"] = json!("realtor");
-        call(
-            &client,
-            post.clone(),
-            &format!("{base}/iam/register"),
-            None,
-            register,
-        )
-        .await;
-        let login = call(
-            &client,
-            post.clone(),
-            &format!("{base}/iam/login"),
-            None,
-            creds,
-        )
-        .await;
-        let token = login["access_token"].as_str().unwrap().to_owned();
-        let hours: Vec<Value> = (1..=7)
-            .map(|d| json!({"weekday": d, "start": "00:00", "end": "24:00"}))
-            .collect();
-        let profile = json!({
-            "home": {"lat": 38.72 + rng.random_range(-0.08..0.08), "lng": -9.14 + rng.random_range(-0.08..0.08)},
-            "service_radius_km": 60.0,
-            "time_zone": "Europe/Lisbon",
-            "working_hours": hours,
-        });
-        call(
-            &client,
-            reqwest::Method::PUT,
-            &format!("{base}/realtors/me"),
-            Some(&token),
-            profile,
-        )
-        .await;
-        call(
-            &client,
-            reqwest::Method::PATCH,
-            &format!("{base}/realtors/me/status"),
-            Some(&token),
-            json!({"status": "available"}),
-        )
-        .await;
-    }
-}
-
-/// One `payment.succeeded` envelope (a new `event_id` every call).
-fn envelope(payment: &Value) -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "event_id": Uuid::now_v7(),
-        "type": "payment.succeeded",
-        "occurred_at": Utc::now(),
-        "data": payment,
-    }))
-    .unwrap()
-}
-
-fn payment(rng: &mut StdRng) -> Value {
-    let day = Utc.with_ymd_and_hms(2030, 3, 4, 9, 0, 0).unwrap()
-        + chrono::Duration::days(rng.random_range(0..60));
-    let start: DateTime<Utc> = day + chrono::Duration::minutes(5 * rng.random_range(0..60));
-    json!({
-        "payment_id": Uuid::new_v4(),
-        "customer_id": Uuid::new_v4(),
-        "amount_cents": 5000,
-        "currency": "EUR",
-        "listings": [{"id": Uuid::new_v4(), "lat": 38.72 + rng.random_range(-0.1..0.1), "lng": -9.14 + rng.random_range(-0.1..0.1)}],
-        "window": {"start": start, "end": start + chrono::Duration::hours(4)},
-    })
-}
+/// Static membership: the restarted process takes its partitions back at once.
+const STATIC_MEMBER: &[&str] = &["--kafka-instance-id", "kafka-test"];
 
 /// Undecodable or invalid payment messages of every kind.
 fn garbled(i: usize, rng: &mut StdRng) -> Vec<u8> {
@@ -286,18 +44,6 @@ fn garbled(i: usize, rng: &mut StdRng) -> Vec<u8> {
             p["window"]["end"] = p["window"]["start"].clone();
             envelope(&p)
         }
-    }
-}
-
-async fn produce(producer: &FutureProducer, messages: &[(String, Vec<u8>)]) {
-    let sends = messages.iter().map(|(key, payload)| {
-        producer.send(
-            FutureRecord::to("payments").key(key).payload(payload),
-            Duration::from_secs(30),
-        )
-    });
-    for result in futures::future::join_all(sends).await {
-        result.map_err(|(e, _)| e).expect("produce");
     }
 }
 
@@ -327,30 +73,6 @@ fn group_offsets(brokers: &str) -> Vec<(i32, String, i64)> {
             (p, c, high)
         })
         .collect()
-}
-
-async fn scalar(db: &DatabaseConnection, sql: &str) -> i64 {
-    let row = db
-        .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
-        .await
-        .unwrap()
-        .unwrap();
-    row.try_get_by_index::<i64>(0).unwrap()
-}
-
-async fn wait_for(db: &DatabaseConnection, sql: &str, want: i64, what: &str, secs: u64) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let got = scalar(db, sql).await;
-        if got == want {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: {got}, want {want} ({sql})"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 /// Every message of `topic` from the start until `done` says enough or `secs` pass.
@@ -430,8 +152,13 @@ async fn pipeline(kill: bool) {
     let dir = tempfile::tempdir().unwrap();
     let mut rng = StdRng::seed_from_u64(7);
 
-    let first = serve(&db.url, &broker.addr, &dir.path().join("serve-1.log"));
-    add_realtors(&first.base, &mut rng).await;
+    let first = serve(
+        &db.url,
+        &broker.addr,
+        &dir.path().join("serve-1.log"),
+        STATIC_MEMBER,
+    );
+    add_realtors(&first.base, &mut rng, REALTORS).await;
 
     // 5,000 payments, 20% sent again with new event ids, 1% garbage, shuffled: keys spread them
     // over the partitions, so the engine sees them reordered across partitions.
@@ -477,7 +204,12 @@ async fn pipeline(kill: bool) {
     let (killed_at, second) = if kill {
         drop(first); // SIGKILL
         let killed_at = scalar(&engine, "SELECT count(*) FROM processed_payments").await;
-        let second = serve(&db.url, &broker.addr, &dir.path().join("serve-2.log"));
+        let second = serve(
+            &db.url,
+            &broker.addr,
+            &dir.path().join("serve-2.log"),
+            STATIC_MEMBER,
+        );
         (killed_at, second)
     } else {
         (0, first)

@@ -186,6 +186,22 @@ async fn create_topics(config: &KafkaConfig, names: &[&str]) -> Result<(), BusEr
 
 #[async_trait]
 impl EventBus for KafkaBus {
+    async fn reachable(&self) -> bool {
+        let probe = self.producer.clone();
+        tokio::task::spawn_blocking(move || {
+            probe
+                .client()
+                .fetch_metadata(Some(topics::PAYMENTS), Duration::from_secs(1))
+                .is_ok()
+        })
+        .await
+        .unwrap_or(false)
+    }
+
+    fn is_remote(&self) -> bool {
+        true
+    }
+
     async fn publish(
         &self,
         topic: &str,

@@ -144,6 +144,16 @@ pub trait EventBus: Send + Sync + 'static {
     /// A consumer of `topic` in consumer group `group`, starting after the group's last
     /// committed offset.
     async fn consumer(&self, topic: &str, group: &str) -> Result<Box<dyn Consumer>, BusError>;
+
+    /// Whether the broker answers now (`/readyz`); an in-process bus always does.
+    async fn reachable(&self) -> bool {
+        true
+    }
+
+    /// Whether this bus is a remote broker that [`EventBus::reachable`] really asks.
+    fn is_remote(&self) -> bool {
+        false
+    }
 }
 
 /// One member of a consumer group.

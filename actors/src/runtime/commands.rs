@@ -3,6 +3,7 @@
 //! over the shards.
 
 use super::*;
+use crate::availability_view::{one_stop_plan, RedisView};
 
 impl Runtime {
     /// The realtor accepts the assigned tour.
@@ -72,19 +73,15 @@ impl Runtime {
             return Err(RuntimeError::Invalid(format!("radius {radius_km} km")));
         }
         let ctx = &self.core.ctx;
-        let stop = Stop {
-            id: ListingId(Uuid::nil()),
-            location: at,
-        };
+        let (start, end) = window.seconds();
         let plan = Arc::new(
-            TourPlan::new(
-                TourId(Uuid::nil()),
-                &[stop],
-                window,
+            one_stop_plan(
+                at,
+                engine::time::to_datetime(start),
+                engine::time::to_datetime(end),
                 ctx.config.visit_minutes,
-                vec![],
             )
-            .map_err(|e| RuntimeError::Invalid(e.to_string()))?,
+            .map_err(RuntimeError::Invalid)?,
         );
         let res = ctx.config.shard_resolution;
         let origin = at.cell(res);
@@ -112,6 +109,41 @@ impl Runtime {
             .into_iter()
             .map(|(id, km, start)| (id, km, engine::time::to_datetime(start)))
             .collect())
+    }
+
+    /// [`Runtime::availability`] answered from the published availability view (Redis) instead
+    /// of the shard actors: what another instance, or this one without asking its actors, sees.
+    ///
+    /// # Errors
+    /// [`RuntimeError::Invalid`] for an unusable radius; [`RuntimeError::Unavailable`] when
+    /// Redis fails.
+    pub async fn availability_in_view(
+        &self,
+        view: &RedisView,
+        at: Location,
+        radius_km: f64,
+        window: TimeWindow,
+    ) -> Result<Vec<(RealtorId, f64, DateTime<Utc>)>, RuntimeError> {
+        if !(radius_km.is_finite() && radius_km >= 0.0) {
+            return Err(RuntimeError::Invalid(format!("radius {radius_km} km")));
+        }
+        let config = &self.core.ctx.config;
+        let (start, end) = window.seconds();
+        let plan = one_stop_plan(
+            at,
+            engine::time::to_datetime(start),
+            engine::time::to_datetime(end),
+            config.visit_minutes,
+        )
+        .map_err(RuntimeError::Invalid)?;
+        view.available(
+            &plan,
+            radius_km,
+            config.shard_resolution,
+            config.search_resolution,
+        )
+        .await
+        .map_err(|e| RuntimeError::Unavailable(format!("availability view: {e}")))
     }
 
     /// What matching would decide for `plan` now, over every shard, without reserving anything

@@ -17,6 +17,7 @@ use super::notification_worker::WorkerMsg;
 use super::notifier::{MailNotifier, Notifier};
 use super::shard::ShardMsg;
 use super::tour::TourMsg;
+use super::view_publisher::ViewChange;
 use super::{RuntimeConfig, RuntimeError};
 use crate::bus::EventBus;
 use crate::store::Store;
@@ -53,6 +54,8 @@ pub(crate) struct Ctx {
     pub shutting_down: AtomicBool,
     /// Supervisors that escalated to the root (`"{name}: {reason}"`).
     pub escalations: Mutex<Vec<String>>,
+    /// The availability view's publisher, when there is one.
+    pub view_changes: Option<tokio::sync::mpsc::UnboundedSender<ViewChange>>,
 }
 
 impl Ctx {
@@ -61,6 +64,7 @@ impl Ctx {
         bus: Arc<dyn EventBus>,
         config: RuntimeConfig,
         changes: tokio::sync::broadcast::Sender<crate::store::TourRecord>,
+        view_changes: Option<tokio::sync::mpsc::UnboundedSender<ViewChange>>,
     ) -> Self {
         let notifier = config.notifier.clone().unwrap_or_else(|| {
             let mailer = config
@@ -87,6 +91,7 @@ impl Ctx {
             restarts: AtomicU64::new(0),
             shutting_down: AtomicBool::new(false),
             escalations: Mutex::default(),
+            view_changes,
         }
     }
 

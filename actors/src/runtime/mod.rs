@@ -19,6 +19,7 @@ pub mod shard;
 pub mod supervisor;
 mod throttled;
 pub mod tour;
+mod view_publisher;
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -29,7 +30,7 @@ use chrono::{DateTime, Utc};
 use engine::geo::{ring, ring_bound_km};
 use engine::{
     IllegalTransition, ListingId, Location, Nearest, Policy, Realtor, RealtorId, RealtorStatus,
-    Stop, TimeWindow, TourId, TourPlan,
+    TimeWindow, TourId, TourPlan,
 };
 use h3o::{CellIndex, Resolution};
 use ractor::ActorRef;
@@ -92,6 +93,9 @@ pub struct RuntimeConfig {
     pub notifier: Option<Arc<dyn Notifier>>,
     /// How emails are delivered; `None`: [`crate::mail::LogMailer`] (logged, not sent).
     pub mailer: Option<Arc<dyn crate::mail::Mailer>>,
+    /// Where the shards publish availability (Redis, `--redis-url`); `None`: nowhere, the
+    /// actors answer availability themselves.
+    pub availability_view: Option<crate::availability_view::RedisView>,
 }
 
 impl Default for RuntimeConfig {
@@ -111,6 +115,7 @@ impl Default for RuntimeConfig {
             clock: Arc::new(SystemClock),
             notifier: None,
             mailer: None,
+            availability_view: None,
         }
     }
 }
@@ -174,6 +179,8 @@ struct Tasks {
     consumer: Mutex<Option<JoinHandle<()>>>,
     relay: Mutex<Option<(sea_orm::DatabaseConnection, JoinHandle<()>)>>,
     relay_stats: Arc<crate::outbox::RelayStats>,
+    /// Writes the availability view to Redis, when configured.
+    view_publisher: Mutex<Option<JoinHandle<()>>>,
 }
 
 /// The running actor system: a cheap [`Clone`] handle.
@@ -204,7 +211,15 @@ impl Runtime {
             observer.clone(),
             outbox_written.clone(),
         ));
-        let ctx = Arc::new(Ctx::new(store, bus, config, changes.clone()));
+        let view = config.availability_view.clone();
+        let (view_changes, view_rx) = match view {
+            Some(_) => {
+                let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+                (Some(tx), Some(rx))
+            }
+            None => (None, None),
+        };
+        let ctx = Arc::new(Ctx::new(store, bus, config, changes.clone(), view_changes));
         let tree = Tree::spawn(&ctx).await?;
         let core = Arc::new(Core {
             ctx,
@@ -228,6 +243,14 @@ impl Runtime {
             return Err(err);
         }
         let (stop, stopped) = watch::channel(false);
+        let view_publisher = view.zip(view_rx).map(|(view, rx)| {
+            tokio::spawn(view_publisher::run(
+                core.ctx.clone(),
+                view,
+                rx,
+                stopped.clone(),
+            ))
+        });
         let consumer = tokio::spawn(consume_payments(core.clone(), stopped));
         Ok(Runtime {
             core,
@@ -236,6 +259,7 @@ impl Runtime {
                 consumer: Mutex::new(Some(consumer)),
                 relay: Mutex::new(None),
                 relay_stats: Arc::default(),
+                view_publisher: Mutex::new(view_publisher),
             }),
         })
     }
@@ -436,6 +460,10 @@ impl Runtime {
             let _ = consumer.await;
         }
         self.core.tree.stop_and_wait(ctx.config.call_timeout).await;
+        let view_publisher = lock(&self.tasks.view_publisher).take();
+        if let Some(view_publisher) = view_publisher {
+            let _ = view_publisher.await;
+        }
         let relay = lock(&self.tasks.relay).take();
         if let Some((db, handle)) = relay {
             let _ = handle.await;

@@ -16,6 +16,7 @@ use h3o::CellIndex;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use super::ctx::Ctx;
+use crate::availability_view::ViewEntry;
 
 /// Messages of a [`ShardActor`]. Requests carry an [`RpcReplyPort`]; callers give a timeout.
 pub enum ShardMsg {
@@ -89,6 +90,9 @@ pub enum ShardMsg {
         /// `(realtor, km, earliest start)`.
         reply: RpcReplyPort<Vec<(RealtorId, f64, i64)>>,
     },
+    /// Sends every realtor's entry to the availability view's publisher, then replies with how
+    /// many (0 when there is no view).
+    PublishAll(RpcReplyPort<usize>),
     /// Every realtor's bookings (tests and diagnostics).
     Bookings(RpcReplyPort<Vec<(RealtorId, Vec<Booking>)>>),
     /// Fault injection for tests: panics inside the handler.
@@ -129,6 +133,34 @@ pub struct ShardState {
 }
 
 impl ShardState {
+    /// Hands `realtor`'s current entry (or their absence) to the availability view, if any.
+    fn publish(&self, realtor: RealtorId) {
+        let Some(view) = &self.ctx.view_changes else {
+            return;
+        };
+        let entry = self.index.get(realtor).map(|(r, calendar)| {
+            ViewEntry::of(
+                r,
+                calendar,
+                self.ctx.config.clock.now(),
+                self.ctx.config.visit_minutes,
+            )
+        });
+        let _ = view.send((self.cell, realtor, entry));
+    }
+
+    /// Publishes every realtor of the shard; how many.
+    fn publish_all(&self) -> usize {
+        if self.ctx.view_changes.is_none() {
+            return 0;
+        }
+        let ids: Vec<RealtorId> = self.index.iter().map(|(r, _)| r.id).collect();
+        for id in &ids {
+            self.publish(*id);
+        }
+        ids.len()
+    }
+
     fn radius_of(&self, realtor: RealtorId) -> f64 {
         self.index
             .get(realtor)
@@ -191,6 +223,7 @@ impl Actor for ShardActor {
         state: &mut ShardState,
     ) -> Result<(), ActorProcessingErr> {
         if state.rebuilt {
+            state.publish_all();
             // Reservations that were never stored are gone: time may have come free.
             state
                 .ctx
@@ -244,6 +277,7 @@ impl Actor for ShardActor {
             } => {
                 state.tentative.remove(&booking.tour_id);
                 let _ = state.index.restore(realtor, booking);
+                state.publish(realtor);
                 let _ = reply.send(());
             }
             ShardMsg::Release {
@@ -254,6 +288,7 @@ impl Actor for ShardActor {
                 state.tentative.remove(&tour);
                 let freed = state.index.release(realtor, tour);
                 if freed.is_some() {
+                    state.publish(realtor);
                     let radius = state.radius_of(realtor);
                     state.ctx.availability_changed(state.cell, radius);
                 }
@@ -269,6 +304,7 @@ impl Actor for ShardActor {
                 let (id, radius) = (realtor.id, realtor.service_radius_km());
                 state.index.upsert(realtor);
                 state.ctx.set_realtor_cell(id, state.cell);
+                state.publish(id);
                 state.ctx.availability_changed(state.cell, radius);
                 let _ = reply.send(());
             }
@@ -278,6 +314,9 @@ impl Actor for ShardActor {
                 reply,
             } => {
                 let result = state.index.set_status(realtor, status);
+                if result.is_ok() {
+                    state.publish(realtor);
+                }
                 if result.is_ok() && status == RealtorStatus::Available {
                     let radius = state.radius_of(realtor);
                     state.ctx.availability_changed(state.cell, radius);
@@ -293,6 +332,7 @@ impl Actor for ShardActor {
                     .remove(id)
                     .map(|(r, cal)| (r, cal.bookings().to_vec()));
                 state.tentative.retain(|_, r| *r != id);
+                state.publish(id);
                 let _ = reply.send(removed);
             }
             ShardMsg::Adopt(realtor, bookings, reply) => {
@@ -302,6 +342,7 @@ impl Actor for ShardActor {
                     let _ = state.index.restore(id, b);
                 }
                 state.ctx.set_realtor_cell(id, state.cell);
+                state.publish(id);
                 state.ctx.availability_changed(state.cell, radius);
                 let _ = reply.send(());
             }
@@ -311,6 +352,9 @@ impl Actor for ShardActor {
                 reply,
             } => {
                 let _ = reply.send(state.index.available_near(&plan, radius_km));
+            }
+            ShardMsg::PublishAll(reply) => {
+                let _ = reply.send(state.publish_all());
             }
             ShardMsg::Bookings(reply) => {
                 let all = state

@@ -160,16 +160,37 @@ pub async fn availability(
     }
     let window =
         TimeWindow::new(query.start, query.end).map_err(|e| ApiError::invalid(e.to_string()))?;
-    let found = state
-        .runtime
-        .availability(at, query.radius_km, window)
-        .await
-        .map_err(runtime_error)?;
+    // The published view (Redis) when there is one; the actors when there is none or it fails.
+    let in_view = match &state.availability_view {
+        Some(view) => match state
+            .runtime
+            .availability_in_view(view, at, query.radius_km, window)
+            .await
+        {
+            Ok(found) => Some(found),
+            Err(err) => {
+                tracing::warn!(%err, "availability view unreadable; asking the actors");
+                None
+            }
+        },
+        None => None,
+    };
+    let source = if in_view.is_some() { "redis" } else { "actors" };
+    let found = match in_view {
+        Some(found) => found,
+        None => state
+            .runtime
+            .availability(at, query.radius_km, window)
+            .await
+            .map_err(runtime_error)?,
+    };
     let items: Vec<_> = found
         .into_iter()
         .map(
             |(id, km, start)| json!({"realtor_id": id, "distance_km": km, "earliest_start": start}),
         )
         .collect();
-    Ok(HttpResponse::Ok().json(json!({"items": items})))
+    Ok(HttpResponse::Ok()
+        .insert_header(("X-Availability-Source", source))
+        .json(json!({"items": items})))
 }

@@ -158,6 +158,7 @@ pub async fn login(
         .limits
         .login_ip
         .hit(&ip)
+        .await
         .map_err(ApiError::rate_limited)?;
     let body = body.into_inner();
     let email = body.email.trim().to_lowercase();
@@ -165,6 +166,7 @@ pub async fn login(
         .limits
         .login_failures
         .check(&email)
+        .await
         .map_err(ApiError::rate_limited)?;
     let select = Query::select()
         .columns(["id", "password_hash", "role"])
@@ -191,12 +193,12 @@ pub async fn login(
     );
     let ok = auth::verify_password(body.password, hash).await;
     let Some((id, _, role)) = found.filter(|_| ok) else {
-        state.limits.login_failures.record(&email);
+        state.limits.login_failures.record(&email).await;
         return Err(ApiError::new(Code::InvalidCredentials, WRONG_CREDENTIALS));
     };
     let role = Role::parse(&role)
         .ok_or_else(|| ApiError::internal(&std::io::Error::other("stored role unknown")))?;
-    state.limits.login_failures.reset(&email);
+    state.limits.login_failures.reset(&email).await;
     let token = state.jwt.issue(id, role)?;
     Ok(HttpResponse::Ok().json(json!({
         "access_token": token,

@@ -63,7 +63,7 @@ pub async fn request(
 ) -> Result<HttpResponse, ApiError> {
     let email = body.email.trim().to_lowercase();
     // A few emails per address per quarter hour, silently: the answer must not differ.
-    if state.limits.password_resets.hit(&email).is_ok() {
+    if state.limits.password_resets.hit(&email).await.is_ok() {
         let base = state.public_url.get().cloned().unwrap_or_default();
         if issue(&state.db, &email, &base, Utc::now()).await? {
             state.runtime.notifications_written();

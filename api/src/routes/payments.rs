@@ -89,6 +89,7 @@ pub async fn pay(
         .limits
         .payments
         .hit(&caller.id.to_string())
+        .await
         .map_err(ApiError::rate_limited)?;
     if body.card_token.trim().is_empty() {
         return Err(ApiError::invalid("card_token must not be empty"));
