@@ -78,6 +78,11 @@ pub struct Config {
     /// the working directory.
     #[arg(long, env = "TOURWISE_DATA_DIR")]
     pub data_dir: Option<std::path::PathBuf>,
+    /// Where listing media and realtor photos are stored: a folder (`file:///path` or a path;
+    /// unset: `media/` in the data dir) or `s3://bucket[/prefix]` (credentials, region and
+    /// `AWS_ENDPOINT_URL` from the environment).
+    #[arg(long, env = "TOURWISE_MEDIA_URL")]
+    pub media_url: Option<String>,
     /// Email.
     #[command(flatten)]
     pub mail: MailArgs,

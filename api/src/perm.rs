@@ -65,6 +65,8 @@ pub enum Capability {
     ModerateReviews,
     /// `/notifications`: the emails and their delivery state.
     ReadNotifications,
+    /// Create, rename, archive listing categories.
+    ManageCategories,
 }
 
 /// How far a permitted caller may reach.
@@ -80,7 +82,7 @@ use Access::{Any, Own};
 use Capability::*;
 
 /// CONTRACT 3: `(capability, [customer, realtor, provider, admin])`; `None` forbids.
-const TABLE: [(Capability, [Option<Access>; 4]); 12] = [
+const TABLE: [(Capability, [Option<Access>; 4]); 13] = [
     (ManageListing, [None, None, Some(Own), Some(Any)]),
     (Shop, [Some(Own), None, None, None]),
     (ReadTour, [Some(Own), Some(Own), None, Some(Any)]),
@@ -94,6 +96,7 @@ const TABLE: [(Capability, [Option<Access>; 4]); 12] = [
     (ReviewTour, [Some(Own), None, None, None]),
     (ModerateReviews, [None, None, None, Some(Any)]),
     (ReadNotifications, [None, None, None, Some(Any)]),
+    (ManageCategories, [None, None, None, Some(Any)]),
 ];
 
 /// What `role` may do with `capability`, `None` when forbidden.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use actors::availability_view::RedisView;
-use actors::bus::{EventBus, InProcessBus, KafkaBus, KafkaConfig};
+use actors::bus::{BusError, EventBus, InProcessBus, KafkaBus, KafkaConfig};
 use actors::mail::{EmlFolder, Mailer, SmtpMailer};
 use actors::runtime::{Runtime, RuntimeConfig};
 use actors::store::SeaStore;
@@ -21,9 +21,11 @@ use tokio::sync::watch;
 use crate::auth::{self, Jwt};
 use crate::config::Config;
 use crate::error::extractors;
+use crate::media::MediaStore;
 use crate::metrics::{self, Metrics};
 use crate::ratelimit::RedisCounts;
 use crate::routes;
+use crate::search_cache::SearchCache;
 pub use crate::state::AppState;
 use crate::state::Limiters;
 use crate::tour_views::TourViews;
@@ -134,7 +136,11 @@ pub async fn bind(config: &Config) -> anyhow::Result<Bound> {
             kafka.partitions = config.kafka_partitions;
             kafka.instance_id.clone_from(&config.kafka_instance_id);
             // The error already names the brokers and what failed.
-            Arc::new(KafkaBus::connect(kafka).await.map_err(anyhow::Error::msg)?)
+            let bus = KafkaBus::connect(kafka).await.map_err(|e| match e {
+                BusError::Broker(message) => anyhow::Error::msg(message),
+                other => anyhow::Error::msg(other),
+            })?;
+            Arc::new(bus)
         }
     };
     let mailer = mailer(config).await?;
@@ -145,6 +151,12 @@ pub async fn bind(config: &Config) -> anyhow::Result<Bound> {
     let availability_view = redis
         .clone()
         .map(|conn| RedisView::new(conn, &config.redis_prefix));
+    let media = media_store(config).await?;
+    let search_cache = Arc::new(SearchCache::new(
+        redis
+            .clone()
+            .map(|conn| (conn, config.redis_prefix.clone())),
+    ));
     let redis_counts = redis.clone().map(|conn| RedisCounts {
         conn,
         prefix: config.redis_prefix.clone(),
@@ -197,6 +209,8 @@ pub async fn bind(config: &Config) -> anyhow::Result<Bound> {
         store,
         redis,
         availability_view,
+        search_cache,
+        media,
         tour_views,
         db,
         bus: bus.clone(),
@@ -315,6 +329,23 @@ async fn redis_ready(connection: &ConnectionManager) -> bool {
         tokio::time::timeout(Duration::from_secs(1), ping).await,
         Ok(Ok(_))
     )
+}
+
+/// The media store (checked now: an unreachable one stops the start with a one-line reason).
+async fn media_store(config: &Config) -> anyhow::Result<MediaStore> {
+    let data = config.data_dir();
+    let url = config
+        .media_url
+        .clone()
+        .unwrap_or_else(|| data.join("media").display().to_string());
+    let store = MediaStore::open(&url, &data.join("spool"))
+        .with_context(|| format!("media store {} is unusable", redact(&url)))?;
+    anyhow::ensure!(
+        store.reachable().await,
+        "media store {} is unreachable",
+        redact(&url)
+    );
+    Ok(store)
 }
 
 /// The configured mailer: SMTP (checked now: an unreachable relay stops the start) or the

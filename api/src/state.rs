@@ -57,6 +57,10 @@ pub struct AppState {
     pub redis: Option<redis::aio::ConnectionManager>,
     /// The availability view in Redis, when configured (`GET /availability` reads it).
     pub availability_view: Option<actors::availability_view::RedisView>,
+    /// Listing media and realtor photos.
+    pub media: crate::media::MediaStore,
+    /// Cached `GET /listings` answers (Redis or in process).
+    pub search_cache: Arc<crate::search_cache::SearchCache>,
     /// Tour answers kept in memory, replaced on every change this process commits.
     pub tour_views: Arc<TourViews>,
     /// Where `payment.succeeded` goes.

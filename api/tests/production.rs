@@ -2,7 +2,10 @@
 //! Kafka-protocol broker (tansu), and `tourwise serve` started as a process with all three. A
 //! booking goes through HTTP and more arrive as payment events produced from outside; then the
 //! Redis availability view is checked against the database, flushed, and checked again after
-//! it rebuilt itself. Rate-limit counters are seen in Redis.
+//! it rebuilt itself; Redis is killed (the engine degrades: not ready, availability from the
+//! actors, rate limits in process) and started again empty (the view comes back by itself).
+//! Rate-limit counters are seen in Redis. The test runs its own `redis-server` on a free port,
+//! so flushing and killing it disturbs nothing else.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -25,8 +28,55 @@ const REALTORS: usize = 12;
 const KAFKA_PAYMENTS: usize = 60;
 const ADMIN: (&str, &str) = ("admin@example.com", "admin-password");
 
-fn redis_url() -> String {
-    std::env::var("TOURWISE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+/// A private `redis-server` on `port` (no persistence: a restart starts empty), killed on drop.
+struct RedisServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl RedisServer {
+    async fn start(port: u16) -> Self {
+        let child = std::process::Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (.ci/run uses it)");
+        let server = Self { child, port };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while server.connect().await.is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not start on {port}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        server
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    async fn connect(&self) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+        let mut conn = redis::Client::open(self.url())?
+            .get_multiplexed_async_connection()
+            .await?;
+        redis::cmd("PING").query_async::<String>(&mut conn).await?;
+        Ok(conn)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn ready(client: &reqwest::Client, base: &str) -> Value {
+    let response = client.get(format!("{base}/readyz")).send().await.unwrap();
+    response.json().await.unwrap()
 }
 
 /// What a realtor looks like: status and `(tour, start, end)` of bookings not yet ended.
@@ -131,12 +181,17 @@ async fn view_matches_db(
     prefix: &str,
     what: &str,
 ) {
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let began = Instant::now();
+    let deadline = began + Duration::from_secs(20);
     loop {
         let (want, home) = availability_in_db(db).await;
         let (got, cells) = view_in_redis(redis, prefix).await;
         if got == want {
             assert_eq!(cells, home, "{what}: every realtor is in their home cell");
+            eprintln!(
+                "view matched the database {what} within {:?}",
+                began.elapsed()
+            );
             return;
         }
         assert!(
@@ -239,6 +294,19 @@ async fn book_through_http(client: &reqwest::Client, base: &str) -> Value {
     }
 }
 
+/// An assigned tour's id (one of the payment events').
+async fn wait_for_assigned_tour(db: &DatabaseConnection) -> String {
+    let row = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT id::text AS id FROM tours WHERE status = 'assigned' ORDER BY id LIMIT 1",
+        ))
+        .await
+        .unwrap()
+        .expect("an assigned tour");
+    row.try_get("", "id").unwrap()
+}
+
 /// `GET /availability` (admin): the answer and which side gave it.
 async fn availability(client: &reqwest::Client, base: &str, admin: &str) -> (Value, String) {
     let start = (Utc::now() + chrono::Duration::days(1))
@@ -274,8 +342,10 @@ async fn production_mode_end_to_end() {
     let broker = start_broker();
     let db = FreshDb::create().await;
     let dir = tempfile::tempdir().unwrap();
-    let prefix = format!("tw-e2e-{}", Uuid::new_v4().simple());
-    let redis_url = redis_url();
+    let prefix = "tourwise";
+    let redis_port = common::free_port();
+    let redis_server = RedisServer::start(redis_port).await;
+    let redis_url = redis_server.url();
     let server = serve(
         &db.url,
         &broker.addr,
@@ -283,8 +353,6 @@ async fn production_mode_end_to_end() {
         &[
             "--redis-url",
             &redis_url,
-            "--redis-prefix",
-            &prefix,
             "--admin-email",
             ADMIN.0,
             "--admin-password",
@@ -293,26 +361,12 @@ async fn production_mode_end_to_end() {
     );
     let base = server.base.clone();
     let client = reqwest::Client::new();
-    let mut redis = redis::Client::open(redis_url.as_str())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .expect("Redis at 127.0.0.1:6379");
+    let mut redis = redis_server.connect().await.unwrap();
     let engine = sea_orm::Database::connect(&db.url).await.unwrap();
 
     // Every dependency is reported, and reachable.
-    let ready: Value = client
-        .get(format!("{base}/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(
-        ready,
-        json!({"ready": true, "dependencies": {"database": true, "engine": true, "kafka": true, "redis": true}})
-    );
+    let all_up = json!({"ready": true, "dependencies": {"database": true, "engine": true, "kafka": true, "redis": true}});
+    assert_eq!(ready(&client, &base).await, all_up);
 
     let mut rng = StdRng::seed_from_u64(9);
     add_realtors(&base, &mut rng, REALTORS).await;
@@ -372,7 +426,7 @@ async fn production_mode_end_to_end() {
         json!({"status": "unavailable"}),
     )
     .await;
-    view_matches_db(&engine, &mut redis, &prefix, "after the bookings").await;
+    view_matches_db(&engine, &mut redis, prefix, "after the bookings").await;
     let (want, _) = availability_in_db(&engine).await;
     assert!(
         want.values().filter(|(_, b)| !b.is_empty()).count() > 1,
@@ -391,21 +445,65 @@ async fn production_mode_end_to_end() {
     assert_eq!(listed.len(), REALTORS - 1, "{before}");
     assert!(!listed.contains(away.as_str()));
 
-    // A flush of Redis (here: every key of this run): the view rebuilds itself.
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{prefix}:*"))
+    // A flush of Redis: the view rebuilds itself.
+    let _: () = redis::cmd("FLUSHALL")
         .query_async(&mut redis)
         .await
         .unwrap();
-    assert!(!keys.is_empty());
-    let _: () = redis::cmd("DEL")
-        .arg(&keys)
-        .query_async(&mut redis)
-        .await
-        .unwrap();
-    view_matches_db(&engine, &mut redis, &prefix, "after a flush").await;
+    view_matches_db(&engine, &mut redis, prefix, "after a flush").await;
     let (after, source) = availability(&client, &base, &admin).await;
-    assert_eq!((after, source.as_str()), (before, "redis"));
+    assert_eq!((&after, source.as_str()), (&before, "redis"));
+
+    // Redis dies: not ready, but bookings go on, `/availability` asks the actors (same
+    // answer), logins are still limited (in process) and answered.
+    drop(redis_server);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = ready(&client, &base).await;
+        if now["dependencies"]["redis"] == false {
+            assert_eq!(now["ready"], false);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/readyz still says Redis is up: {now}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (degraded, source) = availability(&client, &base, &admin).await;
+    assert_eq!((&degraded, source.as_str()), (&before, "actors"));
+    let second = wait_for_assigned_tour(&engine).await;
+    call(
+        &client,
+        reqwest::Method::DELETE,
+        &format!("{base}/tours/{second}"),
+        Some(&admin),
+        json!({}),
+    )
+    .await;
+    let wrong = json!({"email": "customer@example.com", "password": "not-it"});
+    let status = client
+        .post(format!("{base}/iam/login"))
+        .json(&wrong)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 401);
+
+    // Redis is back, empty: the engine reconnects and writes the whole view again, with the
+    // change it made while Redis was away.
+    let redis_server = RedisServer::start(redis_port).await;
+    let mut redis = redis_server.connect().await.unwrap();
+    view_matches_db(&engine, &mut redis, prefix, "after Redis restarted").await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while ready(&client, &base).await != all_up {
+        assert!(
+            Instant::now() < deadline,
+            "/readyz not ready after Redis came back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // Rate-limit counters live in Redis: a failed login is counted there.
     let wrong = json!({"email": "customer@example.com", "password": "not-it"});
@@ -427,17 +525,5 @@ async fn production_mode_end_to_end() {
     assert_eq!(failures, 1);
 
     drop(server);
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{prefix}:*"))
-        .query_async(&mut redis)
-        .await
-        .unwrap();
-    if !keys.is_empty() {
-        let _: () = redis::cmd("DEL")
-            .arg(&keys)
-            .query_async(&mut redis)
-            .await
-            .unwrap();
-    }
     db.drop_now().await;
 }

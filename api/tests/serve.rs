@@ -146,7 +146,7 @@ fn unreachable_database_fails_fast_with_one_line() {
 }
 
 #[test]
-fn unreachable_redis_or_smtp_relay_fails_fast_with_one_line() {
+fn unreachable_redis_kafka_or_smtp_relay_fails_fast_with_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
     for (flag, url, named) in [
@@ -155,6 +155,7 @@ fn unreachable_redis_or_smtp_relay_fails_fast_with_one_line() {
             "redis://:secret@127.0.0.1:1",
             "tourwise: Redis",
         ),
+        ("--kafka-brokers", "127.0.0.1:1", "tourwise: Kafka brokers"),
         (
             "--smtp-url",
             "smtp://mail:secret@127.0.0.1:1",

@@ -107,6 +107,38 @@ pub fn text(_: &mut Schemas) -> Option<Body> {
     )
 }
 
+/// A `multipart/form-data` upload with a binary part `file`.
+pub fn multipart(_: &mut Schemas) -> Option<Body> {
+    let file = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .format(Some(utoipa::openapi::schema::SchemaFormat::KnownFormat(
+            utoipa::openapi::schema::KnownFormat::Binary,
+        )))
+        .build();
+    body(
+        "multipart/form-data",
+        ObjectBuilder::new()
+            .property("file", file)
+            .required("file")
+            .build()
+            .into(),
+    )
+}
+
+/// Raw bytes (media).
+pub fn binary(_: &mut Schemas) -> Option<Body> {
+    body(
+        "application/octet-stream",
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(utoipa::openapi::schema::SchemaFormat::KnownFormat(
+                utoipa::openapi::schema::KnownFormat::Binary,
+            )))
+            .build()
+            .into(),
+    )
+}
+
 /// Any JSON object.
 pub fn object(_: &mut Schemas) -> Option<Body> {
     body(

@@ -4,20 +4,21 @@ use actix_web::{web, HttpResponse};
 use actors::bus::{topics, Envelope};
 use chrono::{DateTime, Utc};
 use engine::Location;
-use sea_orm::sea_query::{Cond, Expr, ExprTrait, Order, Query, SelectStatement};
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{ConnectionTrait, QueryResult, TransactionTrait};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::auth::{Caller, MaybeCaller};
 use crate::error::ApiError;
-use crate::list::Page;
 use crate::perm::{Capability, Role};
 use crate::state::AppState;
 
-const COLUMNS: [&str; 11] = [
+/// The columns [`from_row`] reads.
+pub(crate) const COLUMNS: [&str; 12] = [
     "id",
     "owner_id",
+    "category_id",
     "title",
     "address",
     "lat",
@@ -55,6 +56,8 @@ pub struct Listing {
     pub id: Uuid,
     /// The provider who owns it.
     pub owner_id: Uuid,
+    /// Its category, if any (`GET /categories`).
+    pub category_id: Option<Uuid>,
     /// Title.
     pub title: String,
     /// Street address.
@@ -69,15 +72,20 @@ pub struct Listing {
     pub created_at: DateTime<Utc>,
     /// Last change.
     pub updated_at: DateTime<Utc>,
+    /// Images and videos, in upload order (listing answers; cart items leave it out).
+    #[schema(required = false)]
+    pub media: Vec<super::media::MediaRef>,
     #[serde(skip)]
     deleted: bool,
 }
 
-fn from_row(row: &QueryResult) -> Result<Listing, sea_orm::DbErr> {
+/// A listing from a row of [`COLUMNS`].
+pub(crate) fn from_row(row: &QueryResult) -> Result<Listing, sea_orm::DbErr> {
     let deleted: Option<DateTime<Utc>> = row.try_get("", "deleted_at")?;
     Ok(Listing {
         id: row.try_get("", "id")?,
         owner_id: row.try_get("", "owner_id")?,
+        category_id: row.try_get("", "category_id")?,
         title: row.try_get("", "title")?,
         address: row.try_get("", "address")?,
         location: RawPoint {
@@ -88,6 +96,7 @@ fn from_row(row: &QueryResult) -> Result<Listing, sea_orm::DbErr> {
         status: row.try_get("", "status")?,
         created_at: row.try_get("", "created_at")?,
         updated_at: row.try_get("", "updated_at")?,
+        media: Vec::new(),
         deleted: deleted.is_some(),
     })
 }
@@ -131,13 +140,17 @@ fn to_json(listing: &Listing) -> Result<serde_json::Value, ApiError> {
     serde_json::to_value(listing).map_err(|e| ApiError::internal(&e))
 }
 
-fn visible(listing: &Listing, caller: Option<&Caller>) -> bool {
+pub(crate) fn visible(listing: &Listing, caller: Option<&Caller>) -> bool {
     listing.status == "published"
         || caller.is_some_and(|c| c.role == Role::Admin || c.id == listing.owner_id)
 }
 
 /// A listing the caller may change: 403 by role, 404 when not theirs.
-async fn owned(state: &AppState, caller: &Caller, id: Uuid) -> Result<Listing, ApiError> {
+pub(crate) async fn owned(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+) -> Result<Listing, ApiError> {
     let access = caller.may(Capability::ManageListing)?;
     find(state, id)
         .await?
@@ -169,6 +182,8 @@ pub struct NewListing {
     address: String,
     location: RawPoint,
     price_cents: i64,
+    /// An active category (`GET /categories`).
+    category_id: Option<Uuid>,
 }
 
 /// `POST /listings`.
@@ -185,6 +200,10 @@ pub async fn create(
     let address = check_text("address", &body.address)?;
     let location = body.location.location()?;
     let price = check_price(body.price_cents)?;
+    let category = match body.category_id {
+        Some(id) => Some(super::categories::assignable(&state.db, id).await?),
+        None => None,
+    };
     let now = Utc::now();
     let id = Uuid::now_v7();
     let insert = Query::insert()
@@ -192,6 +211,7 @@ pub async fn create(
         .columns([
             "id",
             "owner_id",
+            "category_id",
             "title",
             "address",
             "lat",
@@ -205,6 +225,7 @@ pub async fn create(
         .values_panic([
             id.into(),
             caller.id.into(),
+            category.into(),
             title.into(),
             address.into(),
             location.lat().into(),
@@ -224,6 +245,7 @@ pub async fn create(
     emit(&txn, "listing.created", id, to_json(&listing)?).await?;
     txn.commit().await?;
     state.runtime.outbox_written();
+    state.search_cache.invalidate().await;
     Ok(HttpResponse::Created().json(listing))
 }
 
@@ -234,6 +256,8 @@ pub struct ListingPatch {
     address: Option<String>,
     location: Option<RawPoint>,
     price_cents: Option<i64>,
+    /// Moves the listing to another active category.
+    category_id: Option<Uuid>,
 }
 
 /// Sets `values` on the listing and records `event_type`, in one transaction; a listing that
@@ -268,9 +292,12 @@ async fn update(
     let notify = event_type == "listing.published" && published_notice(&txn, &listing).await?;
     txn.commit().await?;
     state.runtime.outbox_written();
+    state.search_cache.invalidate().await;
     if notify {
         state.runtime.notifications_written();
     }
+    let mut listing = listing;
+    super::media::of_listings(state, std::slice::from_mut(&mut listing)).await?;
     Ok(listing)
 }
 
@@ -325,6 +352,10 @@ pub async fn patch(
     }
     if let Some(price) = body.price_cents {
         values.push(("price_cents", check_price(price)?.into()));
+    }
+    if let Some(category) = body.category_id {
+        let category = super::categories::assignable(&state.db, category).await?;
+        values.push(("category_id", Some(category).into()));
     }
     Ok(HttpResponse::Ok().json(update(&state, listing.id, values, "listing.updated").await?))
 }
@@ -403,6 +434,7 @@ pub async fn delete(
     emit(&txn, "listing.deleted", listing.id, data).await?;
     txn.commit().await?;
     state.runtime.outbox_written();
+    state.search_cache.invalidate().await;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -415,118 +447,12 @@ pub async fn get(
     caller: MaybeCaller,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let listing = find(&state, *id)
+    let mut listing = find(&state, *id)
         .await?
         .filter(|l| visible(l, caller.0.as_ref()))
         .ok_or_else(|| ApiError::not_found("listing"))?;
+    super::media::of_listings(&state, std::slice::from_mut(&mut listing)).await?;
     Ok(HttpResponse::Ok().json(listing))
-}
-
-/// `GET /listings` query.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ListingQuery {
-    /// `LAT,LNG`: only listings within `radius_km` of this point, nearest first.
-    near: Option<String>,
-    /// Radius around `near` in km (default 10).
-    radius_km: Option<f64>,
-    /// Text searched in title and address.
-    q: Option<String>,
-    /// Items per page (default 50, max 500).
-    limit: Option<u32>,
-    /// `next_cursor` of the previous page.
-    cursor: Option<String>,
-}
-
-/// Rows read per database round trip while filtering.
-const BATCH: u64 = 500;
-
-/// `GET /listings?near=LAT,LNG&radius_km=R&q=TEXT`.
-///
-/// # Errors
-/// 422 for a malformed `near` or a radius outside (0, 20000].
-pub async fn list(
-    state: web::Data<AppState>,
-    caller: MaybeCaller,
-    query: web::Query<ListingQuery>,
-) -> Result<HttpResponse, ApiError> {
-    let page = Page::parse(query.limit, query.cursor.as_deref())?;
-    let near = match &query.near {
-        None => None,
-        Some(text) => {
-            let (lat, lng) = text
-                .split_once(',')
-                .and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)))
-                .ok_or_else(|| ApiError::invalid("near must be LAT,LNG"))?;
-            let radius = query.radius_km.unwrap_or(10.0);
-            if !(radius > 0.0 && radius <= 20_000.0) {
-                return Err(ApiError::invalid("radius_km must be in (0, 20000]"));
-            }
-            Some((RawPoint { lat, lng }.location()?, radius))
-        }
-    };
-    let needle = query.q.as_deref().map(str::to_lowercase);
-    let mut base = Query::select();
-    base.columns(COLUMNS)
-        .from("listings")
-        .and_where(Expr::col("deleted_at").is_null())
-        .order_by("id", Order::Asc);
-    match caller.0 {
-        Some(c) if c.role == Role::Admin => {}
-        Some(c) => {
-            base.cond_where(
-                Cond::any()
-                    .add(Expr::col("status").eq("published"))
-                    .add(Expr::col("owner_id").eq(c.id)),
-            );
-        }
-        None => {
-            base.and_where(Expr::col("status").eq("published"));
-        }
-    }
-    let keep = |l: &Listing| {
-        near.is_none_or(|(origin, radius)| {
-            let here = Location::new(l.location.lat, l.location.lng);
-            here.is_ok_and(|h| engine::geo::distance_km(&origin, &h) <= radius)
-        }) && needle.as_deref().is_none_or(|n| {
-            l.title.to_lowercase().contains(n) || l.address.to_lowercase().contains(n)
-        })
-    };
-    let items = scan(&state, base, page, keep).await?;
-    Ok(HttpResponse::Ok().json(page.finish(items)))
-}
-
-/// Reads `base` in batches, keeping what `keep` accepts, until `page` (plus one) is filled.
-async fn scan(
-    state: &AppState,
-    base: SelectStatement,
-    page: Page,
-    keep: impl Fn(&Listing) -> bool,
-) -> Result<Vec<Listing>, ApiError> {
-    let (mut skipped, mut out, mut offset) = (0u64, Vec::new(), 0u64);
-    loop {
-        let select = base.clone().limit(BATCH).offset(offset).to_owned();
-        let rows = state.db.query_all(&select).await?;
-        let n = rows.len() as u64;
-        for row in &rows {
-            let listing = from_row(row)?;
-            if !keep(&listing) {
-                continue;
-            }
-            if skipped < page.offset {
-                skipped += 1;
-                continue;
-            }
-            out.push(listing);
-            if out.len() as u64 > page.limit {
-                return Ok(out);
-            }
-        }
-        if n < BATCH {
-            return Ok(out);
-        }
-        offset += BATCH;
-    }
 }
 
 /// Whether `access` reaches a listing (used by carts: published only).

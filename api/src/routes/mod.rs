@@ -4,10 +4,13 @@
 pub mod actions;
 pub mod assignments;
 pub mod cart;
+pub mod categories;
 pub mod doc;
 pub mod events;
 pub mod iam;
+pub mod listing_search;
 pub mod listings;
+pub mod media;
 pub mod notifications;
 pub mod password_reset;
 pub mod payments;
@@ -142,12 +145,23 @@ endpoints! {
     Post "/iam/password-reset" "Email a password-reset link (always 202: no account enumeration)", Public, json(password_reset::ResetRequest), 202 object() => password_reset::request;
     Post "/iam/password-reset/confirm" "Set a new password with a reset token (single use, 30 minutes)", Public, json(password_reset::ResetConfirm), 200 object() => password_reset::confirm;
     Post "/listings" "Create a draft listing (provider, admin)", Bearer, json(listings::NewListing), 201 json(listings::Listing) => listings::create;
-    Get "/listings" [listings::ListingQuery] "Search listings", Optional, none(), 200 page(listings::Listing) => listings::list;
+    Get "/listings" [listing_search::ListingQuery] "Search listings by category, place and text, sorted by distance, relevance or age (cached)", Optional, none(), 200 page(listings::Listing) => listing_search::list;
     Get "/listings/{id}" "One listing", Optional, none(), 200 json(listings::Listing) => listings::get;
     Patch "/listings/{id}" "Change a listing", Bearer, json(listings::ListingPatch), 200 json(listings::Listing) => listings::patch;
     Delete "/listings/{id}" "Delete a listing", Bearer, none(), 204 none() => listings::delete;
+    Post "/listings/{id}/media" "Upload an image (JPEG, PNG, WebP; <= 10 MB) or MP4 video (<= 200 MB) of a listing (multipart part `file`)", Bearer, multipart(), 201 json(media::MediaRef) => media::upload_listing;
+    Delete "/listings/{id}/media/{media_id}" "Delete a listing's image or video (owner, admin)", Bearer, none(), 204 none() => media::delete_listing_media;
+    Get "/media/{id}" "The bytes of an image or video (public; ETag, long-lived cache headers)", Public, none(), 200 binary() => media::get;
+    Get "/media/{id}/thumbnail" "The JPEG thumbnail of an image (public)", Public, none(), 200 binary() => media::thumbnail;
+    Put "/realtors/me/photo" "Set the caller's profile photo (realtor; multipart part `file`, an image <= 10 MB)", Bearer, multipart(), 200 json(media::MediaRef) => media::put_photo;
+    Delete "/realtors/me/photo" "Remove the caller's profile photo", Bearer, none(), 204 none() => media::delete_photo;
     Post "/listings/{id}/publish" "Publish a listing", Bearer, none(), 200 json(listings::Listing) => listings::publish;
     Post "/listings/{id}/unpublish" "Unpublish a listing", Bearer, none(), 200 json(listings::Listing) => listings::unpublish;
+    Get "/categories" [categories::CategoryQuery] "Listing categories (active ones; admins may add ?include_archived=true)", Optional, none(), 200 page(categories::Category) => categories::list;
+    Post "/categories" "Create a category (admin)", Bearer, json(categories::CategoryName), 201 json(categories::Category) => categories::create;
+    Patch "/categories/{id}" "Rename a category (admin)", Bearer, json(categories::CategoryName), 200 json(categories::Category) => categories::rename;
+    Post "/categories/{id}/archive" "Archive a category: no new listings (admin)", Bearer, none(), 200 json(categories::Category) => categories::archive;
+    Post "/categories/{id}/unarchive" "Take a category back into use (admin)", Bearer, none(), 200 json(categories::Category) => categories::unarchive;
     Get "/cart" "The caller's cart", Bearer, none(), 200 json(doc::Cart) => cart::get;
     Post "/cart/items" "Add a published listing to the cart", Bearer, json(cart::AddItem), 201 json(doc::Cart) => cart::add;
     Delete "/cart/items/{listing_id}" "Remove a listing from the cart", Bearer, none(), 200 json(doc::Cart) => cart::remove;
@@ -411,7 +425,15 @@ mod tests {
         for (path, want) in [
             (
                 "/listings",
-                &["near", "radius_km", "q", "limit", "cursor"][..],
+                &[
+                    "near",
+                    "radius_km",
+                    "q",
+                    "category",
+                    "sort",
+                    "limit",
+                    "cursor",
+                ][..],
             ),
             ("/tours", &["status", "payment_id", "limit", "cursor"]),
             (

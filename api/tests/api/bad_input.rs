@@ -23,6 +23,16 @@ async fn every_body_endpoint_refuses_bad_input_with_json_errors() {
 
     // (method, path, token, wrong types, out-of-range bodies)
     let listing_path = format!("/listings/{listing}");
+    let admin = app.admin().await;
+    let (_, category) = app
+        .call(
+            Method::POST,
+            "/categories",
+            Some(&admin),
+            Some(json!({"name": "Flats"})),
+        )
+        .await;
+    let category_path = format!("/categories/{}", category["id"].as_str().unwrap());
     let cases: Vec<Case<'_>> = vec![
         (
             Method::POST,
@@ -68,6 +78,20 @@ async fn every_body_endpoint_refuses_bad_input_with_json_errors() {
                 json!({"title": "", "address": "a", "location": {"lat": 0.0, "lng": 0.0}, "price_cents": 1}),
                 json!({"title": "t", "address": "a", "location": {"lat": 0.0, "lng": 0.0}, "price_cents": -1}),
             ],
+        ),
+        (
+            Method::POST,
+            "/categories",
+            Some(&admin),
+            json!({"name": 7}),
+            vec![json!({"name": ""}), json!({"name": "x".repeat(101)})],
+        ),
+        (
+            Method::PATCH,
+            &category_path,
+            Some(&admin),
+            json!({"name": []}),
+            vec![json!({"name": "   "})],
         ),
         (
             Method::PATCH,
@@ -177,7 +201,6 @@ async fn every_body_endpoint_refuses_bad_input_with_json_errors() {
         assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY);
     }
     // Review moderation: the body is optional, but a present one must be right.
-    let admin = app.admin().await;
     let moderate = format!("/reviews/{}", uuid::Uuid::new_v4());
     for raw in [
         "{\"a\":",

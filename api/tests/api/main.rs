@@ -3,6 +3,7 @@
 mod auth;
 mod bad_input;
 mod booking;
+mod catalog;
 mod events;
 mod flow;
 mod helpers;

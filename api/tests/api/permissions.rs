@@ -155,6 +155,16 @@ async fn every_endpoint_answers_each_role_as_contract_3_says() {
         guide_listing,
     };
     let unknown = Uuid::new_v4();
+    let (s, category) = app
+        .call(
+            Method::POST,
+            "/categories",
+            actors.tokens[4].as_deref(),
+            Some(json!({"name": "Flats"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{category}");
+    let category = category["id"].as_str().unwrap().to_owned();
     let new_listing = json!({"title": "T", "address": "A", "location": {"lat": 1.0, "lng": 1.0}, "price_cents": 1});
     let profile = json!({"home": {"lat": 1.0, "lng": 1.0}, "service_radius_km": 10.0, "time_zone": "UTC",
                          "working_hours": [{"weekday": 1, "start": "09:00", "end": "17:00"}]});
@@ -194,6 +204,63 @@ async fn every_endpoint_answers_each_role_as_contract_3_says() {
         (
             Method::GET,
             "/notifications".into(),
+            None,
+            Setup::None,
+            [401, 403, 403, 403, 200],
+        ),
+        // Media: reads are public; a realtor without a photo has none to delete.
+        (
+            Method::GET,
+            format!("/media/{unknown}"),
+            None,
+            Setup::None,
+            [404; 5],
+        ),
+        (
+            Method::DELETE,
+            "/realtors/me/photo".into(),
+            None,
+            Setup::None,
+            [401, 403, 404, 403, 403],
+        ),
+        (
+            Method::DELETE,
+            format!("/listings/{{L}}/media/{unknown}"),
+            None,
+            Setup::Published,
+            [401, 403, 403, 404, 404],
+        ),
+        (
+            Method::GET,
+            "/categories".into(),
+            None,
+            Setup::None,
+            [200; 5],
+        ),
+        (
+            Method::POST,
+            "/categories".into(),
+            Some(json!({"name": "Houses"})),
+            Setup::None,
+            [401, 403, 403, 403, 201],
+        ),
+        (
+            Method::PATCH,
+            format!("/categories/{category}"),
+            Some(json!({"name": "Apartments"})),
+            Setup::None,
+            [401, 403, 403, 403, 200],
+        ),
+        (
+            Method::POST,
+            format!("/categories/{category}/archive"),
+            None,
+            Setup::None,
+            [401, 403, 403, 403, 200],
+        ),
+        (
+            Method::POST,
+            format!("/categories/{category}/unarchive"),
             None,
             Setup::None,
             [401, 403, 403, 403, 200],
