@@ -3,7 +3,6 @@
 //! installs it). Round trips, cache headers, thumbnails, permissions, and refused uploads that
 //! leave nothing behind.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -11,6 +10,8 @@ use std::time::{Duration, Instant};
 use reqwest::multipart::{Form, Part};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+
+mod common;
 
 const ADMIN: (&str, &str) = ("admin@example.com", "admin-password");
 
@@ -21,14 +22,6 @@ impl Drop for Killed {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn s3s_fs() -> String {
@@ -44,7 +37,7 @@ fn s3s_fs() -> String {
 /// `s3s-fs` serving `root` (bucket `media` = the folder `root/media`).
 fn start_s3(root: &Path) -> (Killed, String) {
     std::fs::create_dir_all(root.join("media")).unwrap();
-    let port = free_port();
+    let port = common::free_port();
     let child = Command::new(s3s_fs())
         .args(["--host", "127.0.0.1", "--port", &port.to_string()])
         .args(["--access-key", "tourwise", "--secret-key", "tourwise-secret"])
@@ -63,43 +56,17 @@ fn start_s3(root: &Path) -> (Killed, String) {
 }
 
 /// `tourwise serve` on a fresh SQLite file in `dir` with `--media-url media_url`.
-fn serve(dir: &Path, media_url: &str, env: &[(&str, String)]) -> (Killed, String) {
+fn serve(dir: &Path, media_url: &str, env: &[(&str, String)]) -> common::Serve {
     let db = format!("sqlite://{}?mode=rwc", dir.join("t.db").display());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tourwise"))
-        .args(["serve", "--http-addr", "127.0.0.1:0", "--database-url", &db])
-        .args([
-            "--media-url",
-            media_url,
-            "--admin-email",
-            ADMIN.0,
-            "--admin-password",
-            ADMIN.1,
-        ])
-        .arg("--data-dir")
-        .arg(dir)
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(dir.join("serve.log")).unwrap())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_default();
-    let base = line.trim().strip_prefix("listening on ").map(str::to_owned);
-    let Some(base) = base else {
-        let _ = child.kill();
-        panic!(
-            "serve did not start: {line:?}: {}",
-            std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default()
-        );
-    };
-    (Killed(child), base)
+    let mut vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    vars.push(("RUST_LOG", "warn"));
+    let args = ["--database-url", &db, "--media-url", media_url];
+    let admin = ["--admin-email", ADMIN.0, "--admin-password", ADMIN.1];
+    common::spawn(
+        &[&args[..], &admin[..]].concat(),
+        &vars,
+        &dir.join("serve.log"),
+    )
 }
 
 /// Every file under `dir`.
@@ -218,9 +185,9 @@ impl Api {
 
 async fn round_trip(media_url: &str, stored_in: &Path, env: &[(&str, String)]) {
     let dir = tempfile::tempdir().unwrap();
-    let (_server, base) = serve(dir.path(), media_url, env);
+    let server = serve(dir.path(), media_url, env);
     let api = Api {
-        base,
+        base: server.base.clone(),
         client: reqwest::Client::new(),
     };
     let post = reqwest::Method::POST;
@@ -475,6 +442,15 @@ async fn round_trip(media_url: &str, stored_in: &Path, env: &[(&str, String)]) {
         StatusCode::OK
     );
     assert_eq!(files(stored_in).len(), 3, "video + photo + its thumbnail");
+    let me = api
+        .json(reqwest::Method::GET, "/iam/me", Some(&realtor), Value::Null)
+        .await
+        .1;
+    let profile_path = format!("/realtors/{}", me["id"].as_str().unwrap());
+    let (_, profile) = api
+        .json(reqwest::Method::GET, &profile_path, None, Value::Null)
+        .await;
+    assert_eq!(profile["photo"]["url"], second["url"], "{profile}");
     let (s, _) = api
         .json(
             reqwest::Method::DELETE,
@@ -485,6 +461,39 @@ async fn round_trip(media_url: &str, stored_in: &Path, env: &[(&str, String)]) {
         .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
     assert_eq!(files(stored_in).len(), 1);
+
+    // `DELETE /media/{id}`: owners and admins only.
+    let video_path = format!("/media/{}", video["id"].as_str().unwrap());
+    let refused = [
+        (None, StatusCode::UNAUTHORIZED),
+        (Some(other.as_str()), StatusCode::FORBIDDEN),
+        (Some(realtor.as_str()), StatusCode::FORBIDDEN),
+    ];
+    for (token, want) in refused {
+        let (s, b) = api
+            .json(reqwest::Method::DELETE, &video_path, token, Value::Null)
+            .await;
+        assert_eq!(s, want, "{b}");
+    }
+    let (s, _) = api
+        .json(
+            reqwest::Method::DELETE,
+            &video_path,
+            Some(&admin),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert!(files(stored_in).is_empty(), "{:?}", files(stored_in));
+    let (s, _) = api
+        .json(
+            reqwest::Method::DELETE,
+            &video_path,
+            Some(&admin),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,6 +5,26 @@
 use super::*;
 use crate::availability_view::{one_stop_plan, RedisView};
 
+/// The one-listing visit an availability question is about (`radius_km` checked).
+fn availability_plan(
+    config: &RuntimeConfig,
+    at: Location,
+    radius_km: f64,
+    window: TimeWindow,
+) -> Result<TourPlan, RuntimeError> {
+    if !(radius_km.is_finite() && radius_km >= 0.0) {
+        return Err(RuntimeError::Invalid(format!("radius {radius_km} km")));
+    }
+    let (start, end) = window.seconds();
+    one_stop_plan(
+        at,
+        engine::time::to_datetime(start),
+        engine::time::to_datetime(end),
+        config.visit_minutes,
+    )
+    .map_err(RuntimeError::Invalid)
+}
+
 impl Runtime {
     /// The realtor accepts the assigned tour.
     ///
@@ -69,20 +89,8 @@ impl Runtime {
         radius_km: f64,
         window: TimeWindow,
     ) -> Result<Vec<(RealtorId, f64, DateTime<Utc>)>, RuntimeError> {
-        if !(radius_km.is_finite() && radius_km >= 0.0) {
-            return Err(RuntimeError::Invalid(format!("radius {radius_km} km")));
-        }
         let ctx = &self.core.ctx;
-        let (start, end) = window.seconds();
-        let plan = Arc::new(
-            one_stop_plan(
-                at,
-                engine::time::to_datetime(start),
-                engine::time::to_datetime(end),
-                ctx.config.visit_minutes,
-            )
-            .map_err(RuntimeError::Invalid)?,
-        );
+        let plan = Arc::new(availability_plan(&ctx.config, at, radius_km, window)?);
         let res = ctx.config.shard_resolution;
         let origin = at.cell(res);
         let occupied = ctx.shard_cells();
@@ -124,18 +132,8 @@ impl Runtime {
         radius_km: f64,
         window: TimeWindow,
     ) -> Result<Vec<(RealtorId, f64, DateTime<Utc>)>, RuntimeError> {
-        if !(radius_km.is_finite() && radius_km >= 0.0) {
-            return Err(RuntimeError::Invalid(format!("radius {radius_km} km")));
-        }
         let config = &self.core.ctx.config;
-        let (start, end) = window.seconds();
-        let plan = one_stop_plan(
-            at,
-            engine::time::to_datetime(start),
-            engine::time::to_datetime(end),
-            config.visit_minutes,
-        )
-        .map_err(RuntimeError::Invalid)?;
+        let plan = availability_plan(config, at, radius_km, window)?;
         view.available(
             &plan,
             radius_km,

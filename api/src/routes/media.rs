@@ -320,6 +320,44 @@ async fn delete_row(state: &AppState, row: &Row) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// `DELETE /media/{id}`: any image or video, by its owner (the listing's provider, the realtor
+/// of a photo) or an admin.
+///
+/// # Errors
+/// 401; 403 for others; 404 unknown.
+pub async fn delete(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let row = one(&state, *id).await?;
+    let kind = owner_kind(&state, row.id).await?;
+    if kind == LISTING {
+        listing_to_change(&state, &caller, row.owner_id).await?;
+    } else if !(caller.role == Role::Admin || caller.id == row.owner_id) {
+        return Err(ApiError::new(Code::Forbidden, "this photo is not yours"));
+    }
+    delete_row(&state, &row).await?;
+    if kind == LISTING {
+        state.search_cache.invalidate().await;
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn owner_kind(state: &AppState, id: Uuid) -> Result<String, ApiError> {
+    let select = Query::select()
+        .column("owner_kind")
+        .from("media")
+        .and_where(Expr::col("id").eq(id))
+        .to_owned();
+    let row = state
+        .db
+        .query_one(&select)
+        .await?
+        .ok_or_else(|| ApiError::not_found("media"))?;
+    Ok(row.try_get("", "owner_kind")?)
+}
+
 /// `DELETE /listings/{id}/media/{media_id}` (the listing's owner or an admin).
 ///
 /// # Errors

@@ -151,6 +151,7 @@ endpoints! {
     Delete "/listings/{id}" "Delete a listing", Bearer, none(), 204 none() => listings::delete;
     Post "/listings/{id}/media" "Upload an image (JPEG, PNG, WebP; <= 10 MB) or MP4 video (<= 200 MB) of a listing (multipart part `file`)", Bearer, multipart(), 201 json(media::MediaRef) => media::upload_listing;
     Delete "/listings/{id}/media/{media_id}" "Delete a listing's image or video (owner, admin)", Bearer, none(), 204 none() => media::delete_listing_media;
+    Delete "/media/{id}" "Delete an image, video or photo (its owner or an admin)", Bearer, none(), 204 none() => media::delete;
     Get "/media/{id}" "The bytes of an image or video (public; ETag, long-lived cache headers)", Public, none(), 200 binary() => media::get;
     Get "/media/{id}/thumbnail" "The JPEG thumbnail of an image (public)", Public, none(), 200 binary() => media::thumbnail;
     Put "/realtors/me/photo" "Set the caller's profile photo (realtor; multipart part `file`, an image <= 10 MB)", Bearer, multipart(), 200 json(media::MediaRef) => media::put_photo;

@@ -73,6 +73,8 @@ pub struct PublicRealtor {
     pub rating: Option<f64>,
     /// Number of visible reviews.
     pub review_count: i64,
+    /// Profile photo (`PUT /realtors/me/photo`), null without one.
+    pub photo: Option<crate::routes::media::MediaRef>,
 }
 
 /// `DELETE /reviews/{id}` body (optional; `?reason=` works too).
@@ -288,6 +290,7 @@ pub async fn profile(
         home: None,
         rating,
         review_count: count,
+        photo: crate::routes::media::photo_of(&state, id).await?,
     };
     if let Some(row) = row {
         profile.status = Some(row.try_get("", "status")?);

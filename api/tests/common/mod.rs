@@ -126,16 +126,22 @@ impl Drop for Serve {
 /// `tourwise serve` on `db` with Kafka at `brokers` (4 partitions) and `extra` flags, logging
 /// to `log`; the data dir is the log's folder.
 pub fn serve(db: &str, brokers: &str, log: &std::path::Path, extra: &[&str]) -> Serve {
+    let mut args = vec!["--database-url", db, "--kafka-brokers", brokers];
+    args.extend(["--kafka-partitions", "4"]);
+    args.extend_from_slice(extra);
+    let filter = "warn,actors=info,actors::runtime::consumer=debug,rdkafka=info";
+    spawn(&args, &[("RUST_LOG", filter)], log)
+}
+
+/// `tourwise serve --http-addr 127.0.0.1:0` with `args` and `env`, logging to `log`, the data
+/// dir being the log's folder; returns once it listens (SIGKILLed on drop).
+pub fn spawn(args: &[&str], env: &[(&str, &str)], log: &std::path::Path) -> Serve {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tourwise"))
-        .args(["serve", "--http-addr", "127.0.0.1:0", "--database-url", db])
-        .args(["--kafka-brokers", brokers, "--kafka-partitions", "4"])
-        .args(extra)
+        .args(["serve", "--http-addr", "127.0.0.1:0"])
+        .args(args)
         .arg("--data-dir")
         .arg(log.parent().unwrap())
-        .env(
-            "RUST_LOG",
-            "warn,actors=info,actors::runtime::consumer=debug,rdkafka=info",
-        )
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(log).unwrap())
         .spawn()
