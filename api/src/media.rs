@@ -107,7 +107,19 @@ impl MediaStore {
     pub fn open(url: &str, spool: &Path) -> anyhow::Result<Self> {
         std::fs::create_dir_all(spool)?;
         let store: Arc<dyn ObjectStore> = if url.starts_with("s3://") {
-            let mut builder = object_store::aws::AmazonS3Builder::from_env().with_url(url);
+            // Bounded retries and connects: an unreachable store fails `serve` in seconds,
+            // not after the client's default three minutes of retries.
+            let retry = object_store::RetryConfig {
+                max_retries: 2,
+                retry_timeout: std::time::Duration::from_secs(10),
+                ..object_store::RetryConfig::default()
+            };
+            let client = object_store::ClientOptions::new()
+                .with_connect_timeout(std::time::Duration::from_secs(5));
+            let mut builder = object_store::aws::AmazonS3Builder::from_env()
+                .with_url(url)
+                .with_retry(retry)
+                .with_client_options(client);
             let endpoint = std::env::var("AWS_ENDPOINT_URL")
                 .or_else(|_| std::env::var("AWS_ENDPOINT"))
                 .ok();

@@ -177,6 +177,30 @@ fn unreachable_redis_kafka_or_smtp_relay_fails_fast_with_one_line() {
     }
 }
 
+#[test]
+fn unreachable_media_store_fails_fast_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+    let out = output_within_a_minute(
+        Command::new(env!("CARGO_BIN_EXE_tourwise"))
+            .args(["serve", "--http-addr", "127.0.0.1:0", "--database-url", &db])
+            .args(["--media-url", "s3://nowhere"])
+            .env("AWS_ACCESS_KEY_ID", "key")
+            .env("AWS_SECRET_ACCESS_KEY", "secret")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
+            .env("RUST_LOG", "off"),
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0].starts_with("tourwise: media store s3://nowhere is unreachable"),
+        "{stderr}"
+    );
+}
+
 #[tokio::test]
 async fn readyz_reports_redis_when_configured() {
     // CI starts Redis on 127.0.0.1:6379 (see .ci/run).
