@@ -4,6 +4,7 @@
 //! events (DESIGN.md, "api").
 
 pub mod auth;
+pub mod chat;
 pub mod config;
 pub mod error;
 pub mod list;

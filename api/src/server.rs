@@ -201,8 +201,11 @@ pub async fn bind(config: &Config) -> anyhow::Result<Bound> {
         runtime.tour_changes(),
         stopping_rx.clone(),
     ));
+    let chat = Arc::new(crate::chat::ChatHub::default());
+    tokio::spawn(chat.clone().follow(runtime.tour_changes()));
     let public_url = Arc::new(std::sync::OnceLock::new());
     let state = AppState {
+        chat,
         public_url: public_url.clone(),
         stopping: stopping_rx,
         runtime: runtime.clone(),
@@ -226,6 +229,7 @@ pub async fn bind(config: &Config) -> anyhow::Result<Bound> {
             .app_data(extractors::path())
             .wrap(from_fn(metrics::track))
             .configure(routes::configure)
+            .configure(routes::dashboard::configure)
             .default_service(web::to(not_found))
     })
     .workers(2)
@@ -370,7 +374,8 @@ async fn mailer(config: &Config) -> anyhow::Result<Arc<dyn Mailer>> {
     Ok(Arc::new(folder))
 }
 
-async fn not_found() -> HttpResponse {
+/// The JSON 404 of any path that is not an endpoint.
+pub async fn not_found() -> HttpResponse {
     HttpResponse::NotFound()
         .json(json!({"error": {"code": "not_found", "message": "no such endpoint"}}))
 }

@@ -24,6 +24,10 @@ pub struct Limiters {
     pub payments: Limiter,
     /// Password-reset emails per address (beyond it requests are still 202, and send nothing).
     pub password_resets: Limiter,
+    /// Chat messages per sender and tour.
+    pub chat_messages: Limiter,
+    /// Location updates per realtor and tour (one a second on average).
+    pub chat_locations: Limiter,
 }
 
 impl Limiters {
@@ -42,6 +46,8 @@ impl Limiters {
             login_ip: Limiter::shared(limits.login_attempts_per_ip, minute, redis, "login_ip"),
             payments: Limiter::shared(limits.payments_per_customer, minute, redis, "payments"),
             password_resets: Limiter::shared(5, quarter, redis, "password_resets"),
+            chat_messages: Limiter::shared(30, minute, redis, "chat_messages"),
+            chat_locations: Limiter::shared(10, Duration::from_secs(10), redis, "chat_locations"),
         }
     }
 }
@@ -63,6 +69,8 @@ pub struct AppState {
     pub search_cache: Arc<crate::search_cache::SearchCache>,
     /// Tour answers kept in memory, replaced on every change this process commits.
     pub tour_views: Arc<TourViews>,
+    /// Live chat delivery.
+    pub chat: Arc<crate::chat::ChatHub>,
     /// Where `payment.succeeded` goes.
     pub bus: Arc<dyn EventBus>,
     /// Token keys.

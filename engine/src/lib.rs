@@ -15,6 +15,7 @@ pub mod realtor;
 pub mod route;
 pub mod time;
 pub mod tour;
+pub mod tracking;
 
 pub use calendar::{Booking, Calendar};
 pub use feasibility::RejectReason;

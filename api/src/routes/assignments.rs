@@ -174,7 +174,7 @@ pub async fn stats(
         .from("tours")
         .order_by("id", Order::Asc)
         .to_owned();
-    let mut counts: BTreeMap<String, [u64; 3]> = BTreeMap::new();
+    let mut counts: BTreeMap<CellIndex, [u64; 3]> = BTreeMap::new();
     for row in state.db.query_all(&select).await? {
         let id: Uuid = row.try_get("", "id")?;
         let Some(tour) = state.store.get_tour(TourId(id)).await? else {
@@ -190,13 +190,17 @@ pub async fn stats(
             _ => 0,
         };
         if let Some(cell) = first_cell(&tour, resolution) {
-            counts.entry(cell.to_string()).or_default()[slot] += 1;
+            counts.entry(cell).or_default()[slot] += 1;
         }
     }
     let rows: Vec<_> = counts
         .into_iter()
         .map(|(cell, [assigned, unassignable, pending])| {
-            json!({"cell": cell, "assigned": assigned, "unassignable": unassignable, "pending": pending})
+            // The outline lets a map draw the cell without an H3 library of its own.
+            let boundary: Vec<[f64; 2]> =
+                cell.boundary().iter().map(|v| [v.lat(), v.lng()]).collect();
+            json!({"cell": cell.to_string(), "assigned": assigned, "unassignable": unassignable,
+                   "pending": pending, "boundary": boundary})
         })
         .collect();
     Ok(HttpResponse::Ok().json(rows))

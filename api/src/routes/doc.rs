@@ -352,4 +352,6 @@ pub struct CellStats {
     assigned: u64,
     unassignable: u64,
     pending: u64,
+    /// The cell's outline, `[lat, lng]` vertices in order.
+    boundary: Vec<[f64; 2]>,
 }

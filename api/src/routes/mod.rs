@@ -5,6 +5,8 @@ pub mod actions;
 pub mod assignments;
 pub mod cart;
 pub mod categories;
+pub mod chat;
+pub mod dashboard;
 pub mod doc;
 pub mod events;
 pub mod iam;
@@ -170,6 +172,9 @@ endpoints! {
     Post "/payments" "Pay a checked-out cart", Bearer, json(payments::Pay), 200 json(doc::PaymentResult) => payments::pay;
     Get "/tours" [tours::TourQuery] "Tours the caller may see", Bearer, none(), 200 page(doc::Tour) => tours::list;
     Get "/tours/{id}" "One tour with its history", Bearer, none(), 200 json(doc::Tour) => tours::get;
+    Get "/tours/{id}/chat" [chat::ChatQuery] "WebSocket: chat between the tour's customer and realtor, and the realtor's live location while in_progress; ?after= resumes after a message id (token also as ?access_token=)", Bearer, none(), 101 none() => chat::connect;
+    Get "/tours/{id}/messages" [chat::ChatQuery] "The tour's chat messages, oldest first (its customer and realtor only)", Bearer, none(), 200 page(crate::chat::ChatMessage) => chat::history;
+    Post "/tours/{id}/messages" "Send a chat message without a socket (delivered live too)", Bearer, json(chat::NewMessage), 201 json(crate::chat::ChatMessage) => chat::post;
     Get "/tours/{id}/events" "Server-Sent Events: the tour, then one event per status change; ends after completed/cancelled (token also as ?access_token=)", Bearer, none(), 200 sse(doc::Tour) => events::stream;
     Put "/realtors/me" "Set the caller's realtor profile", Bearer, json(realtors::Profile), 200 json(doc::RealtorProfile) => realtors::put_me;
     Patch "/realtors/me/status" "Set the caller's availability status", Bearer, json(realtors::Status), 200 json(doc::RealtorState) => realtors::status_me;
@@ -184,6 +189,7 @@ endpoints! {
     Post "/tours/{id}/review" "Review the realtor of an own completed tour (customer, once)", Bearer, json(reviews::NewReview), 201 json(reviews::Review) => reviews::create;
     Get "/availability" [actions::AvailabilityQuery] "Realtors available at a place and window (admin)", Bearer, none(), 200 json(doc::AvailabilityList) => actions::availability;
     Get "/assignments" [assignments::AssignmentQuery] "Assignments", Bearer, none(), 200 page(doc::Tour) => assignments::list;
+    Get "/assignments/events" "Server-Sent Events: every tour change, for the dashboard (admin; token also as ?access_token=)", Bearer, none(), 200 sse(doc::Tour) => dashboard::assignment_events;
     Get "/assignments/stats" [assignments::StatsQuery] "Tours per H3 cell of the first listing", Bearer, none(), 200 array(doc::CellStats) => assignments::stats;
     Get "/assignments/{tour_id}/explain" "Why this realtor", Bearer, none(), 200 json(doc::Explain) => assignments::explain;
     Get "/realtors/{id}" "A realtor's public profile with the mean rating", Optional, none(), 200 json(reviews::PublicRealtor) => reviews::profile;

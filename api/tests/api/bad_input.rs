@@ -20,6 +20,7 @@ async fn every_body_endpoint_refuses_bad_input_with_json_errors() {
     let payment = app.pay_for(&customer, &listing, window()).await;
     let tour = app.settled_tour(&customer, &payment).await;
     let review_path = format!("/tours/{}/review", tour["id"].as_str().unwrap());
+    let messages_path = format!("/tours/{}/messages", tour["id"].as_str().unwrap());
 
     // (method, path, token, wrong types, out-of-range bodies)
     let listing_path = format!("/listings/{listing}");
@@ -152,6 +153,17 @@ async fn every_body_endpoint_refuses_bad_input_with_json_errors() {
                 json!({"rating": 3, "comment": "x".repeat(2001)}),
             ],
         ),
+        (
+            Method::POST,
+            &messages_path,
+            Some(&customer),
+            json!({"body": 5}),
+            vec![
+                json!({"body": ""}),
+                json!({"body": " \n "}),
+                json!({"body": "x".repeat(2001)}),
+            ],
+        ),
     ];
     for (method, path, token, wrong_types, out_of_range) in cases {
         for raw in ["{\"a\":", "not json", "[1,2", ""] {
@@ -248,6 +260,9 @@ async fn every_body_endpoint_refuses_bad_input_with_json_errors() {
             None,
         )
         .await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST);
+    let after = format!("{messages_path}?after=abc");
+    let (status, body) = app.call(Method::GET, &after, Some(&customer), None).await;
     assert_error(status, &body, StatusCode::BAD_REQUEST);
     let (status, body) = app
         .call(Method::GET, "/listings?limit=-1", None, None)

@@ -10,9 +10,9 @@ use uuid::Uuid;
 use crate::helpers::{assert_error, spawn_app, window, App};
 
 /// Reads Server-Sent Events off a streaming response.
-struct Events {
-    response: reqwest::Response,
-    buffer: String,
+pub struct Events {
+    pub response: reqwest::Response,
+    pub buffer: String,
 }
 
 impl Events {
@@ -25,7 +25,7 @@ impl Events {
     }
 
     /// The next `data:` payload; `None` when the stream ended.
-    async fn next(&mut self) -> Option<Value> {
+    pub async fn next(&mut self) -> Option<Value> {
         loop {
             if let Some(at) = self.buffer.find("\n\n") {
                 let block: String = self.buffer.drain(..at + 2).collect();

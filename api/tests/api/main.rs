@@ -4,6 +4,8 @@ mod auth;
 mod bad_input;
 mod booking;
 mod catalog;
+mod chat;
+mod dashboard;
 mod events;
 mod flow;
 mod helpers;

@@ -493,6 +493,36 @@ async fn every_endpoint_answers_each_role_as_contract_3_says() {
             Setup::CompletedTour,
             [401, 200, 404, 403, 200],
         ),
+        // The chat: the tour's customer and its realtor only (the realtor under test is not
+        // the guide); admins do not read it. Without the WebSocket handshake: 400.
+        (
+            Method::GET,
+            "/tours/{T}/messages".into(),
+            None,
+            Setup::CompletedTour,
+            [401, 200, 403, 403, 403],
+        ),
+        (
+            Method::POST,
+            "/tours/{T}/messages".into(),
+            Some(json!({"body": "Thanks!"})),
+            Setup::CompletedTour,
+            [401, 201, 403, 403, 403],
+        ),
+        (
+            Method::GET,
+            format!("/tours/{unknown}/messages"),
+            None,
+            Setup::None,
+            [401, 404, 404, 404, 404],
+        ),
+        (
+            Method::GET,
+            "/tours/{T}/chat".into(),
+            None,
+            Setup::CompletedTour,
+            [401, 400, 403, 403, 403],
+        ),
         (
             Method::GET,
             format!("/tours/{unknown}/events"),
