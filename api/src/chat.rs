@@ -164,6 +164,16 @@ struct Room {
     last_location: Option<Arc<Event>>,
 }
 
+impl Room {
+    fn new() -> Self {
+        Self {
+            events: broadcast::channel(ROOM_BUFFER).0,
+            reached: 0,
+            last_location: None,
+        }
+    }
+}
+
 /// Live delivery: one broadcast channel per tour that someone is connected to or tracking.
 #[derive(Default)]
 pub struct ChatHub {
@@ -181,11 +191,7 @@ impl ChatHub {
     /// Live events of `tour` from now on, and its last known location.
     pub fn join(&self, tour: Uuid) -> (broadcast::Receiver<Arc<Event>>, Option<Arc<Event>>) {
         let mut rooms = self.rooms();
-        let room = rooms.entry(tour).or_insert_with(|| Room {
-            events: broadcast::channel(ROOM_BUFFER).0,
-            reached: 0,
-            last_location: None,
-        });
+        let room = rooms.entry(tour).or_insert_with(Room::new);
         (room.events.subscribe(), room.last_location.clone())
     }
 
@@ -210,11 +216,7 @@ impl ChatHub {
     /// Records the realtor at `at` on `tour` and tells the room.
     pub fn locate(&self, tour: &TourRecord, at: &Location, now: DateTime<Utc>) -> Arc<Event> {
         let mut rooms = self.rooms();
-        let room = rooms.entry(tour.id.0).or_insert_with(|| Room {
-            events: broadcast::channel(ROOM_BUFFER).0,
-            reached: 0,
-            last_location: None,
-        });
+        let room = rooms.entry(tour.id.0).or_insert_with(Room::new);
         let progress = engine::tracking::advance(&tour.stops, room.reached, at);
         room.reached = progress.reached;
         let event = Arc::new(Event::Location(LocationUpdate {

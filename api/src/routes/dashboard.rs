@@ -2,8 +2,6 @@
 //! binary) under `/admin`, and `GET /assignments/events`, the stream of every tour change it
 //! follows live.
 
-use std::time::Duration;
-
 use actix_web::http::header;
 use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -14,6 +12,7 @@ use tokio::sync::{broadcast, watch};
 use crate::auth::caller_from_header_or_query;
 use crate::error::ApiError;
 use crate::perm::Capability;
+use crate::routes::events::KEEP_ALIVE;
 use crate::state::AppState;
 
 /// `admin/dist`, built by `npm run build` in `admin/` (`.ci/run` checks it is current).
@@ -58,9 +57,6 @@ async fn page(req: HttpRequest) -> HttpResponse {
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .body(file.data.into_owned())
 }
-
-/// A comment line this often keeps proxies and clients from timing the stream out.
-const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 struct Follow {
     changes: broadcast::Receiver<TourRecord>,

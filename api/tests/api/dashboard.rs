@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::events::Events;
-use crate::helpers::{assert_error, spawn_app, window, App, ADMIN_EMAIL, ADMIN_PASSWORD};
+use crate::helpers::{assert_error, spawn_app, window, ADMIN_EMAIL, ADMIN_PASSWORD};
 
 #[tokio::test]
 async fn the_dashboard_is_served_from_the_binary() {
@@ -160,29 +160,6 @@ fn admin_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../admin")
 }
 
-/// A checked-out cart of `customer` for `listing`: the payment id, not paid yet.
-async fn checked_out(app: &App, customer: &str, listing: &str) -> String {
-    let (status, body) = app
-        .call(
-            Method::POST,
-            "/cart/items",
-            Some(customer),
-            Some(json!({"listing_id": listing})),
-        )
-        .await;
-    assert!(status.is_success(), "{body}");
-    let (status, payment) = app
-        .call(
-            Method::POST,
-            "/cart/checkout",
-            Some(customer),
-            Some(json!({"window": window()})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{payment}");
-    payment["payment_id"].as_str().unwrap().to_owned()
-}
-
 /// The page in Chromium (`admin/tests/dashboard.mjs`, playwright-core): log in, map, table,
 /// explanation, filter, and a tour appearing and changing state live after a payment. Needs
 /// `npm ci` in `admin/` and Debian's `chromium` (`.ci/run` installs both). The screenshot is
@@ -215,7 +192,7 @@ async fn the_dashboard_in_chromium() {
     assert_eq!(unassignable["status"], "unassignable", "{unassignable}");
     // The browser test pays this one and watches what follows.
     let (_, live_customer) = app.register("customer").await;
-    let pending_payment = checked_out(&app, &live_customer, &near).await;
+    let pending_payment = app.checkout(&live_customer, &near, window()).await;
 
     let results = admin.join("test-results");
     std::fs::create_dir_all(&results).unwrap();

@@ -272,9 +272,9 @@ impl App {
         assert_eq!(status, StatusCode::OK, "{body}");
     }
 
-    /// The customer books `listing` alone (the cart is emptied first) for `window` and pays:
-    /// the payment id.
-    pub async fn pay_for(&self, customer: &str, listing: &str, window: Value) -> String {
+    /// The customer checks out `listing` alone (the cart is emptied first) for `window`: the
+    /// payment id, not paid yet.
+    pub async fn checkout(&self, customer: &str, listing: &str, window: Value) -> String {
         let (_, cart) = self.call(Method::GET, "/cart", Some(customer), None).await;
         for item in cart["items"].as_array().into_iter().flatten() {
             let path = format!("/cart/items/{}", item["id"].as_str().unwrap());
@@ -299,7 +299,13 @@ impl App {
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{payment}");
-        let id = payment["payment_id"].as_str().unwrap().to_owned();
+        payment["payment_id"].as_str().unwrap().to_owned()
+    }
+
+    /// The customer books `listing` alone (the cart is emptied first) for `window` and pays:
+    /// the payment id.
+    pub async fn pay_for(&self, customer: &str, listing: &str, window: Value) -> String {
+        let id = self.checkout(customer, listing, window).await;
         let (status, paid) = self
             .call(
                 Method::POST,
