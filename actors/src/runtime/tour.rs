@@ -158,6 +158,9 @@ impl Actor for TourActor {
         if let Some(timer) = state.accept_timer.take() {
             timer.abort();
         }
+        // A Match or Retry still queued dies with the actor (e.g. a cancel that arrived
+        // between a decline and its re-matching passivates the tour first).
+        state.ctx.end_matching(state.record.id);
         Ok(())
     }
 
