@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use chrono::Utc;
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
+use sea_orm::{
+    ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, Statement, TransactionTrait,
+};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
@@ -102,7 +104,19 @@ pub fn spawn_relay(
     })
 }
 
-/// Publishes one batch of unpublished rows; returns how many were published.
+/// The header naming the process that wrote an event (when the store knows it).
+pub const ORIGIN_HEADER: &str = "origin";
+
+/// The PostgreSQL advisory lock a relay holds while it publishes.
+const RELAY_LOCK: i64 = 0x7477_6f75_7462_6f78; // "twoutbox"
+
+/// Publishes one batch of unpublished rows; returns how many were published (0 also when
+/// another process's relay is publishing).
+///
+/// One relay at a time across processes (PostgreSQL: a transaction-scoped advisory lock held
+/// while publishing): two relays publishing the same rows would interleave them on the
+/// topic, and a reader applying events in order (a peer's shards, [`crate::runtime::peers`])
+/// could then see a tour's booking again after its release.
 ///
 /// # Errors
 /// The database fails, or the bus refused every row of the batch.
@@ -111,8 +125,36 @@ pub async fn relay_once(
     bus: &dyn EventBus,
     stats: &RelayStats,
 ) -> Result<usize, String> {
+    if db.get_database_backend() != DatabaseBackend::Postgres {
+        // SQLite: one process only. (A read-then-write transaction there could not upgrade
+        // its snapshot once another writer committed.)
+        return publish_unpublished(db, bus, stats).await;
+    }
+    let txn = db.begin().await.map_err(|e| e.to_string())?;
+    let lock = Statement::from_string(
+        DatabaseBackend::Postgres,
+        format!("SELECT pg_try_advisory_xact_lock({RELAY_LOCK})"),
+    );
+    let row = txn.query_one_raw(lock).await.map_err(|e| e.to_string())?;
+    let locked = row
+        .map(|r| r.try_get_by_index::<bool>(0))
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    if locked != Some(true) {
+        return Ok(0);
+    }
+    let published = publish_unpublished(&txn, bus, stats).await?;
+    txn.commit().await.map_err(|e| e.to_string())?;
+    Ok(published)
+}
+
+async fn publish_unpublished<C: ConnectionTrait>(
+    db: &C,
+    bus: &dyn EventBus,
+    stats: &RelayStats,
+) -> Result<usize, String> {
     let select = Query::select()
-        .columns(["id", "topic", "key", "payload"])
+        .columns(["id", "topic", "key", "payload", "origin"])
         .from("outbox")
         .and_where(Expr::col("published_at").is_null())
         .order_by("id", sea_orm::Order::Asc)
@@ -127,12 +169,15 @@ pub async fn relay_once(
     for row in rows {
         let id: i64 = row.try_get("", "id").map_err(|e| e.to_string())?;
         let payload: serde_json::Value = row.try_get("", "payload").map_err(|e| e.to_string())?;
+        let origin: Option<String> = row.try_get("", "origin").map_err(|e| e.to_string())?;
         ids.push(id);
         messages.push(Outgoing {
             topic: row.try_get("", "topic").map_err(|e| e.to_string())?,
             key: row.try_get("", "key").map_err(|e| e.to_string())?,
             payload: serde_json::to_vec(&payload).map_err(|e| e.to_string())?,
-            headers: Vec::new(),
+            headers: origin
+                .map(|o| vec![(ORIGIN_HEADER.to_owned(), o)])
+                .unwrap_or_default(),
         });
     }
     let results = bus.publish_batch(&messages).await;

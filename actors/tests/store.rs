@@ -229,7 +229,7 @@ on_both!(concurrent_overlapping_assigns_one_wins);
 async fn dropped_transaction_leaves_nothing(db: &TestDb, _: Backend) {
     let tour = new_tour();
     let txn = db.db().begin().await.unwrap();
-    let outcome = SeaStore::create_tour_in(&txn, &tour).await.unwrap();
+    let outcome = db.store.create_tour_in(&txn, &tour).await.unwrap();
     assert!(matches!(outcome, CreateOutcome::Created(_)));
     drop(txn);
 
@@ -383,6 +383,7 @@ async fn outbox_and_history_follow_the_lifecycle(db: &TestDb, _: Backend) {
     assert_eq!(
         kinds,
         [
+            ("availability", "realtor.updated"),
             ("tours", "tour.created"),
             ("tours", "tour.assigned"),
             ("appointments", "appointment.scheduled"),
@@ -407,12 +408,22 @@ async fn outbox_and_history_follow_the_lifecycle(db: &TestDb, _: Backend) {
         };
         assert_eq!(key, &expected_key.to_string());
     }
-    let created = &rows[0].3["data"];
+    let profile = &rows[0].3["data"];
+    assert_eq!(profile["realtor_id"], realtor_id.0.to_string());
+    assert_eq!(profile["home"]["lat"], lisbon(0.0).lat());
+    assert_eq!(profile["time_zone"], "Europe/Lisbon");
+    assert_eq!(profile["status"], "available");
+    // Peers read it back into the same profile (scale-out, runtime::peers).
+    assert_eq!(
+        actors::store::realtor_from_event(profile),
+        Ok(realtor(realtor_id, lisbon(0.0)))
+    );
+    let created = &rows[1].3["data"];
     assert_eq!(created["id"], tour.id.0.to_string());
     assert_eq!(created["status"], "pending");
     assert_eq!(created["listings"].as_array().map(Vec::len), Some(2));
-    assert_eq!(rows[3].3["data"]["realtor_id"], realtor_id.0.to_string());
-    assert_eq!(rows[8].3["data"]["reason"], "customer changed plans");
+    assert_eq!(rows[4].3["data"]["realtor_id"], realtor_id.0.to_string());
+    assert_eq!(rows[9].3["data"]["reason"], "customer changed plans");
 
     assert_eq!(
         count(db.db(), "tour_history", Some(("tour_id", tour.id.0))).await,
@@ -447,7 +458,7 @@ async fn status_changes_emit_one_event_each(db: &TestDb, _: Backend) {
     let events: Vec<_> = outbox(db.db())
         .await
         .into_iter()
-        .filter(|(topic, ..)| topic == "availability")
+        .filter(|(topic, event, ..)| topic == "availability" && event != "realtor.updated")
         .collect();
     assert_eq!(events.len(), 2);
     for ((_, event, key, payload), want) in events.iter().zip(["unavailable", "available"]) {

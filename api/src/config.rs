@@ -74,6 +74,10 @@ pub struct Config {
     /// Matching policy: `nearest` (CONTRACT 5.4) or `balanced`.
     #[arg(long, env = "TOURWISE_POLICY", default_value = "nearest", value_parser = ["nearest", "balanced"])]
     pub policy: String,
+    /// How long an assigned realtor has to accept before the tour goes to the next one
+    /// (CONTRACT 5.2 `accept_timeout`), in seconds.
+    #[arg(long, env = "TOURWISE_ACCEPT_TIMEOUT_SECS", default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..=7 * 24 * 3600))]
+    pub accept_timeout_secs: u64,
     /// Where generated state (the JWT secret) is kept; unset: the SQLite file's folder, or
     /// the working directory.
     #[arg(long, env = "TOURWISE_DATA_DIR")]

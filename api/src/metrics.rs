@@ -282,6 +282,12 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
         "tourwise_payments_dead_lettered_total {}",
         runtime.dead_lettered()
     );
+    out.push_str("# HELP tourwise_payments_duplicates_total Payment events absorbed because their payment already had its tour.\n# TYPE tourwise_payments_duplicates_total counter\n");
+    let _ = writeln!(
+        out,
+        "tourwise_payments_duplicates_total {}",
+        runtime.duplicates_absorbed()
+    );
     out.push_str("# HELP tourwise_events_published_total Events the outbox relay published.\n# TYPE tourwise_events_published_total counter\n");
     let _ = writeln!(
         out,

@@ -161,7 +161,10 @@ pub async fn bind(config: &Config) -> anyhow::Result<Bound> {
         conn,
         prefix: config.redis_prefix.clone(),
     });
-    let store = Arc::new(SeaStore::new(db.clone()));
+    // This process among others sharing the database and brokers (scale-out): its events
+    // carry this id, so that it can tell its own from its peers' on `availability`.
+    let origin = uuid::Uuid::now_v7().to_string();
+    let store = Arc::new(SeaStore::new(db.clone()).with_origin(&origin));
     let policy: Arc<dyn engine::Policy> = match config.policy.as_str() {
         "balanced" => Arc::new(engine::Balanced::default()),
         _ => Arc::new(engine::Nearest),
@@ -176,6 +179,8 @@ pub async fn bind(config: &Config) -> anyhow::Result<Bound> {
             namespace: format!("{}:", uuid::Uuid::new_v4().simple()),
             mailer: Some(mailer),
             availability_view: availability_view.clone(),
+            origin: Some(origin),
+            accept_timeout: Duration::from_secs(config.accept_timeout_secs),
             reminder_offsets: config
                 .mail
                 .reminder_minutes

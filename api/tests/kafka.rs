@@ -19,7 +19,8 @@ use uuid::Uuid;
 
 mod common;
 use common::{
-    add_realtors, envelope, payment, produce, scalar, serve, start_broker, wait_for, FreshDb,
+    add_realtors, envelope, group_offsets, payment, produce, scalar, serve, start_broker, wait_for,
+    FreshDb,
 };
 
 const PAYMENTS: usize = 5_000;
@@ -45,34 +46,6 @@ fn garbled(i: usize, rng: &mut StdRng) -> Vec<u8> {
             envelope(&p)
         }
     }
-}
-
-/// `(partition, committed offset of group "tourwise", high watermark)` of `payments`, for
-/// failure messages.
-fn group_offsets(brokers: &str) -> Vec<(i32, String, i64)> {
-    let consumer: rdkafka::consumer::BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", "tourwise")
-        .create()
-        .unwrap();
-    let mut tpl = rdkafka::TopicPartitionList::new();
-    for p in 0..4 {
-        tpl.add_partition("payments", p);
-    }
-    let timeout = Duration::from_secs(5);
-    let committed = consumer.committed_offsets(tpl, timeout);
-    (0..4)
-        .map(|p| {
-            let c = committed
-                .as_ref()
-                .map(|c| format!("{:?}", c.find_partition("payments", p).map(|e| e.offset())))
-                .unwrap_or_else(|e| e.to_string());
-            let high = consumer
-                .fetch_watermarks("payments", p, timeout)
-                .map_or(-1, |w| w.1);
-            (p, c, high)
-        })
-        .collect()
 }
 
 /// Every message of `topic` from the start until `done` says enough or `secs` pass.

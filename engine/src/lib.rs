@@ -12,6 +12,7 @@ pub mod ids;
 pub mod lifecycle;
 pub mod matching;
 pub mod realtor;
+pub mod region;
 pub mod route;
 pub mod time;
 pub mod tour;

@@ -26,6 +26,7 @@ mod m20261202_000008_index_notifications_by_tour;
 mod m20261202_000009_create_categories_and_listing_search;
 mod m20261202_000010_create_media;
 mod m20261202_000011_create_chat_messages;
+mod m20261203_000012_add_outbox_origin;
 
 /// Name of the constraint (PostgreSQL) and of the trigger error (SQLite) that rejects
 /// overlapping active tours of one realtor; callers match on it to map the error.
@@ -55,6 +56,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000009_create_categories_and_listing_search::Migration),
             Box::new(m20261202_000010_create_media::Migration),
             Box::new(m20261202_000011_create_chat_messages::Migration),
+            Box::new(m20261203_000012_add_outbox_origin::Migration),
         ]
     }
 }

@@ -19,7 +19,7 @@ use rdkafka::message::{Header, Headers, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use rdkafka::{ClientConfig, Message as _, Offset};
 
-use super::{topics, BusError, Consumer, EventBus, Message, Outgoing};
+use super::{topics, Assignment, BusError, Consumer, EventBus, Message, Outgoing};
 
 /// How to reach and use the brokers.
 #[derive(Debug, Clone)]
@@ -315,6 +315,30 @@ impl Consumer for KafkaConsumer {
         .await
         .ok()?
         .ok()
+    }
+
+    async fn assignment(&mut self) -> Option<Assignment> {
+        let consumer = self.inner.clone();
+        let topic = self.topic.clone();
+        tokio::task::spawn_blocking(move || -> Result<Assignment, KafkaError> {
+            let mut owned: Vec<i32> = consumer
+                .assignment()?
+                .elements_for_topic(&topic)
+                .iter()
+                .map(rdkafka::topic_partition_list::TopicPartitionListElem::partition)
+                .collect();
+            owned.sort_unstable();
+            let metadata = consumer.fetch_metadata(Some(&topic), Duration::from_secs(2))?;
+            let partitions = metadata.topics().first().map_or(0, |t| {
+                i32::try_from(t.partitions().len()).unwrap_or(i32::MAX)
+            });
+            Ok(Assignment { owned, partitions })
+        })
+        .await
+        .ok()?
+        .inspect_err(|err| tracing::debug!(%err, "consumer assignment unknown"))
+        .ok()
+        .filter(|a| a.partitions > 0)
     }
 
     async fn close(&mut self) -> Result<(), BusError> {

@@ -169,4 +169,18 @@ pub trait Consumer: Send {
     async fn lag(&mut self) -> Option<i64>;
     /// Commits what was marked and leaves the group (a clean shutdown).
     async fn close(&mut self) -> Result<(), BusError>;
+    /// The partitions of the topic this member owns now, and how many the topic has; `None`
+    /// when the adapter cannot tell (the in-process bus has one member, which owns all).
+    async fn assignment(&mut self) -> Option<Assignment> {
+        None
+    }
+}
+
+/// The partitions a consumer group member owns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assignment {
+    /// Owned by this member, ascending.
+    pub owned: Vec<i32>,
+    /// Partitions of the topic.
+    pub partitions: i32,
 }

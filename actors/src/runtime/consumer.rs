@@ -47,6 +47,8 @@ pub(super) async fn consume_payments(core: Arc<Core>, mut stop: watch::Receiver<
     };
     let mut in_flight: VecDeque<(Message, JoinHandle<Handled>)> = VecDeque::new();
     let mut lag_tick = tokio::time::interval(LAG_EVERY);
+    // The partitions owned at the last look (scale-out: gaining some means adopting tours).
+    let mut owned: Vec<i32> = Vec::new();
     let mut stopping = false;
     while !stopping {
         tokio::select! {
@@ -75,6 +77,18 @@ pub(super) async fn consume_payments(core: Arc<Core>, mut stop: watch::Receiver<
             _ = lag_tick.tick() => {
                 let lag = consumer.lag().await.unwrap_or(-1);
                 core.consumer_lag.store(lag, Ordering::Relaxed);
+                if let Some(assignment) = consumer.assignment().await {
+                    let gained: Vec<i32> = assignment
+                        .owned
+                        .iter()
+                        .copied()
+                        .filter(|p| !owned.contains(p))
+                        .collect();
+                    if !gained.is_empty() {
+                        tokio::spawn(adopt(core.clone(), gained, assignment.partitions));
+                    }
+                    owned = assignment.owned;
+                }
             }
         }
     }
@@ -88,6 +102,20 @@ pub(super) async fn consume_payments(core: Arc<Core>, mut stop: watch::Receiver<
     }
     if let Err(err) = consumer.close().await {
         tracing::warn!(%err, "payments consumer did not close cleanly");
+    }
+}
+
+/// Adopts the open tours of newly owned partitions' regions (see [`super::peers`]).
+async fn adopt(core: Arc<Core>, gained: Vec<i32>, partitions: i32) {
+    match super::peers::adopt_regions(&core, &gained, partitions).await {
+        Ok(adopted) => tracing::info!(
+            ?gained,
+            adopted,
+            "owning more payments partitions: adopted their regions' open tours"
+        ),
+        Err(err) => {
+            tracing::warn!(?gained, %err, "open tours of newly owned partitions not adopted")
+        }
     }
 }
 

@@ -14,6 +14,7 @@ mod consumer;
 mod ctx;
 pub mod notification_worker;
 pub mod notifier;
+mod peers;
 pub mod root;
 pub mod shard;
 pub mod supervisor;
@@ -96,6 +97,10 @@ pub struct RuntimeConfig {
     /// Where the shards publish availability (Redis, `--redis-url`); `None`: nowhere, the
     /// actors answer availability themselves.
     pub availability_view: Option<crate::availability_view::RedisView>,
+    /// This process's id among several `serve` processes sharing the database and the
+    /// brokers (the store marks its events with it: `SeaStore::with_origin`). With a remote
+    /// bus, the runtime then follows the other processes' bookings ([`peers`]).
+    pub origin: Option<String>,
 }
 
 impl Default for RuntimeConfig {
@@ -116,6 +121,7 @@ impl Default for RuntimeConfig {
             notifier: None,
             mailer: None,
             availability_view: None,
+            origin: None,
         }
     }
 }
@@ -168,6 +174,8 @@ struct Core {
     consumer_lag: std::sync::atomic::AtomicI64,
     /// Payment messages sent to the dead-letter topic.
     dead_lettered: std::sync::atomic::AtomicU64,
+    /// Payment events whose payment already had its tour (absorbed by the inbox).
+    duplicates: std::sync::atomic::AtomicU64,
     shards: ActorRef<SupMsg>,
     tours: ActorRef<SupMsg>,
     /// The root, these two supervisors and the carts' (see [`root`]).
@@ -176,7 +184,8 @@ struct Core {
 
 struct Tasks {
     stop: watch::Sender<bool>,
-    consumer: Mutex<Option<JoinHandle<()>>>,
+    /// The payments consumer and, scaled out, the peers' availability follower.
+    consumers: Mutex<Vec<JoinHandle<()>>>,
     relay: Mutex<Option<(sea_orm::DatabaseConnection, JoinHandle<()>)>>,
     relay_stats: Arc<crate::outbox::RelayStats>,
     /// Writes the availability view to Redis, when configured.
@@ -228,6 +237,7 @@ impl Runtime {
             outbox_written,
             consumer_lag: std::sync::atomic::AtomicI64::new(-1),
             dead_lettered: std::sync::atomic::AtomicU64::new(0),
+            duplicates: std::sync::atomic::AtomicU64::new(0),
             shards: tree.shards.clone(),
             tours: tree.tours.clone(),
             tree,
@@ -251,12 +261,20 @@ impl Runtime {
                 stopped.clone(),
             ))
         });
-        let consumer = tokio::spawn(consume_payments(core.clone(), stopped));
+        let mut consumers = Vec::new();
+        if let Some(origin) = core.ctx.config.origin.clone() {
+            if core.ctx.bus.is_remote() {
+                let started = Utc::now();
+                let follower = peers::follow_peers(core.clone(), origin, started, stopped.clone());
+                consumers.push(tokio::spawn(follower));
+            }
+        }
+        consumers.push(tokio::spawn(consume_payments(core.clone(), stopped)));
         Ok(Runtime {
             core,
             tasks: Arc::new(Tasks {
                 stop,
-                consumer: Mutex::new(Some(consumer)),
+                consumers: Mutex::new(consumers),
                 relay: Mutex::new(None),
                 relay_stats: Arc::default(),
                 view_publisher: Mutex::new(view_publisher),
@@ -287,21 +305,7 @@ impl Runtime {
         ctx.store
             .upsert_realtor_profiles(std::slice::from_ref(&r))
             .await?;
-        let cell = r.home.cell(ctx.config.shard_resolution);
-        let mut bookings = Vec::new();
-        if let Some(old) = ctx.realtor_cell(r.id).filter(|old| *old != cell) {
-            let id = r.id;
-            if let Some((_, moved)) =
-                call_shard(ctx, old, |reply| ShardMsg::Remove(id, reply)).await?
-            {
-                bookings = moved;
-            }
-        }
-        self.core.ensure_shard(cell).await?;
-        call_shard(ctx, cell, |reply| {
-            ShardMsg::Adopt(r.clone(), bookings.clone(), reply)
-        })
-        .await
+        self.core.place_realtor(r).await
     }
 
     /// Sets a realtor's status (stored, then applied in their shard).
@@ -386,6 +390,13 @@ impl Runtime {
         self.core.dead_lettered.load(Ordering::Relaxed)
     }
 
+    /// Payment events absorbed so far because their payment already had a tour (duplicates,
+    /// and redeliveries after a crash).
+    #[must_use]
+    pub fn duplicates_absorbed(&self) -> u64 {
+        self.core.duplicates.load(Ordering::Relaxed)
+    }
+
     /// Whether the supervision tree runs whole (false once a supervisor escalated after too
     /// many restarts of its children; see [`root`]).
     #[must_use]
@@ -455,8 +466,8 @@ impl Runtime {
         let ctx = &self.core.ctx;
         ctx.shutting_down.store(true, Ordering::SeqCst);
         let _ = self.tasks.stop.send(true);
-        let consumer = lock(&self.tasks.consumer).take();
-        if let Some(consumer) = consumer {
+        let consumers = std::mem::take(&mut *lock(&self.tasks.consumers));
+        for consumer in consumers {
             let _ = consumer.await;
         }
         self.core.tree.stop_and_wait(ctx.config.call_timeout).await;
@@ -536,6 +547,27 @@ impl Core {
         }
     }
 
+    /// Puts a (stored) realtor profile in its shard, moving their calendar along when their
+    /// home moved to another shard.
+    async fn place_realtor(&self, r: Realtor) -> Result<(), RuntimeError> {
+        let ctx = &self.ctx;
+        let cell = r.home.cell(ctx.config.shard_resolution);
+        let mut bookings = Vec::new();
+        if let Some(old) = ctx.realtor_cell(r.id).filter(|old| *old != cell) {
+            let id = r.id;
+            if let Some((_, moved)) =
+                call_shard(ctx, old, |reply| ShardMsg::Remove(id, reply)).await?
+            {
+                bookings = moved;
+            }
+        }
+        self.ensure_shard(cell).await?;
+        call_shard(ctx, cell, |reply| {
+            ShardMsg::Adopt(r.clone(), bookings.clone(), reply)
+        })
+        .await
+    }
+
     async fn ensure_shard(&self, cell: CellIndex) -> Result<(), RuntimeError> {
         if self.ctx.shard(cell).is_some() {
             return Ok(());
@@ -584,6 +616,8 @@ impl Core {
                 Ok(id)
             }
             CreateOutcome::AlreadyExists(id) => {
+                self.duplicates.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(payment = %p.payment_id.0, tour = %id.0, "duplicate payment absorbed: it already has its tour");
                 if ctx.tour(id).is_none() {
                     if let Some(record) = ctx.store.get_tour(id).await? {
                         if !record.status.is_terminal() {

@@ -197,7 +197,19 @@ impl Actor for TourActor {
                     let mut change = Change::new(id, Transition::Decline, version);
                     change.declined = state.record.realtor_id;
                     change.reason = Some("accept_timeout".into());
-                    apply(&myself, state, change).await?;
+                    match apply(&myself, state, change).await {
+                        Ok(_) => {}
+                        // Another process moved the tour first; its record is ours now.
+                        Err(RuntimeError::Conflict) => {
+                            if state.record.status == TourStatus::Assigned {
+                                arm_accept_timer(&myself, state);
+                            }
+                        }
+                        Err(err) => return Err(err.into()),
+                    }
+                    if state.record.status.is_terminal() {
+                        myself.stop(Some("passivated".into()));
+                    }
                 }
             }
             TourMsg::Command(command, reply) => {
@@ -492,7 +504,14 @@ async fn apply(
     let ctx = state.ctx.clone();
     let before = state.record.booking();
     let was = state.record.status;
-    let record = ctx.store.transition(change).await.map_err(to_runtime)?;
+    let record = match ctx.store.transition(change).await {
+        Ok(record) => record,
+        Err(StoreError::Conflict(_)) => {
+            reload(state).await?;
+            return Err(RuntimeError::Conflict);
+        }
+        Err(err) => return Err(to_runtime(err)),
+    };
     state.record = record.clone();
     if was == TourStatus::Assigned && record.status != TourStatus::Assigned {
         if let Some(timer) = state.accept_timer.take() {
@@ -519,22 +538,45 @@ async fn apply(
     Ok(record)
 }
 
+/// Another actor of this tour (in another process, scale-out) changed it first: this one takes
+/// the stored record as its own.
+async fn reload(state: &mut TourState) -> Result<(), RuntimeError> {
+    let stored = state.ctx.store.get_tour(state.record.id).await;
+    if let Some(record) = stored.map_err(to_runtime)? {
+        state.record = record;
+    }
+    if state.record.status != TourStatus::Assigned {
+        if let Some(timer) = state.accept_timer.take() {
+            timer.abort();
+        }
+    }
+    Ok(())
+}
+
 async fn command_tour(
     myself: &ActorRef<TourMsg>,
     state: &mut TourState,
     command: Command,
 ) -> Result<TourRecord, RuntimeError> {
     let transition = command.transition();
-    state
-        .record
-        .status
-        .apply(transition)
-        .map_err(RuntimeError::Illegal)?;
-    let mut change = Change::new(state.record.id, transition, state.record.version);
-    match command {
-        Command::Decline => change.declined = state.record.realtor_id,
-        Command::Reschedule(window) => change.new_window = Some(window),
-        _ => {}
+    // The second attempt runs on the record a conflict reloaded.
+    let mut attempts = 2;
+    loop {
+        state
+            .record
+            .status
+            .apply(transition)
+            .map_err(RuntimeError::Illegal)?;
+        let mut change = Change::new(state.record.id, transition, state.record.version);
+        match &command {
+            Command::Decline => change.declined = state.record.realtor_id,
+            Command::Reschedule(window) => change.new_window = Some(*window),
+            _ => {}
+        }
+        attempts -= 1;
+        match apply(myself, state, change).await {
+            Err(RuntimeError::Conflict) if attempts > 0 => {}
+            result => return result,
+        }
     }
-    apply(myself, state, change).await
 }

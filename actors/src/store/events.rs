@@ -51,6 +51,25 @@ impl OutboxEvent {
         }
     }
 
+    /// `realtor.updated`: the realtor's whole profile (read back by
+    /// [`super::rows::realtor_from_event`]).
+    pub(super) fn profile(realtor: &engine::Realtor) -> Result<Self, DbErr> {
+        let intervals = serde_json::to_value(realtor.hours.intervals())
+            .map_err(|err| DbErr::Json(err.to_string()))?;
+        Ok(Self::availability(
+            "realtor.updated",
+            realtor.id,
+            json!({
+                "realtor_id": realtor.id,
+                "home": {"lat": realtor.home.lat(), "lng": realtor.home.lng()},
+                "service_radius_km": realtor.service_radius_km(),
+                "time_zone": realtor.hours.zone().name(),
+                "working_hours": intervals,
+                "status": realtor.status.as_str(),
+            }),
+        ))
+    }
+
     /// A `tours` event carrying the tour JSON (without the explanation, which can be large and
     /// is served by the API on request).
     pub(super) fn tour(event_type: &'static str, tour: &TourRecord) -> Result<Self, DbErr> {
@@ -90,9 +109,11 @@ impl OutboxEvent {
     }
 }
 
-/// Appends `events` to the outbox in one statement, each in a CONTRACT 6 envelope.
+/// Appends `events` to the outbox in one statement, each in a CONTRACT 6 envelope, marked as
+/// written by `origin` (the process; see [`super::SeaStore::with_origin`]).
 pub(super) async fn append_outbox<C: ConnectionTrait>(
     conn: &C,
+    origin: Option<&str>,
     events: Vec<OutboxEvent>,
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
@@ -107,6 +128,7 @@ pub(super) async fn append_outbox<C: ConnectionTrait>(
         "event_type",
         "payload",
         "created_at",
+        "origin",
     ]);
     for event in events {
         let event_id = Uuid::now_v7();
@@ -124,6 +146,7 @@ pub(super) async fn append_outbox<C: ConnectionTrait>(
                 event.event_type.into(),
                 payload.into(),
                 now.into(),
+                origin.map(str::to_owned).into(),
             ])
             .map_err(|err| DbErr::Custom(err.to_string()))?;
     }

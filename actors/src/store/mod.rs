@@ -24,6 +24,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 pub use cart::{CartListing, NewPayment, Point};
+pub use rows::realtor_from_event;
 pub use sea::SeaStore;
 
 /// Name of the PostgreSQL exclusion constraint and of the SQLite trigger error that reject

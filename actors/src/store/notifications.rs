@@ -136,6 +136,7 @@ pub(super) async fn deliver(
     let key = tour.map_or_else(|| id.to_string(), |t| t.to_string());
     append_outbox(
         &txn,
+        None,
         vec![OutboxEvent::notification("notification.sent", key, data)],
         now,
     )

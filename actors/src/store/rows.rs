@@ -124,13 +124,55 @@ pub(super) fn realtor_from_row(row: &QueryResult) -> Result<Realtor, String> {
     let zone: String = row.try_get("", "time_zone").map_err(text)?;
     let hours: serde_json::Value = row.try_get("", "working_hours").map_err(text)?;
     let status: String = row.try_get("", "status").map_err(text)?;
+    realtor_from_parts(id, (lat, lng), radius, &zone, hours, &status)
+}
 
+/// The realtor of a `realtor.updated` event's data (written by `OutboxEvent::profile`).
+///
+/// # Errors
+/// A field is missing or out of range.
+pub fn realtor_from_event(data: &serde_json::Value) -> Result<Realtor, String> {
+    let field = |name: &str| data.get(name).ok_or_else(|| format!("no {name}"));
+    let number = |v: &serde_json::Value, name: &str| {
+        v.as_f64().ok_or_else(|| format!("{name} is not a number"))
+    };
+    let text = |name: &str| -> Result<String, String> {
+        field(name)?
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| format!("{name} is not a string"))
+    };
+    let id: Uuid = serde_json::from_value(field("realtor_id")?.clone())
+        .map_err(|err| format!("realtor_id: {err}"))?;
+    let home = field("home")?;
+    let lat = number(&home["lat"], "home.lat")?;
+    let lng = number(&home["lng"], "home.lng")?;
+    let radius = number(field("service_radius_km")?, "service_radius_km")?;
+    let hours = field("working_hours")?.clone();
+    realtor_from_parts(
+        id,
+        (lat, lng),
+        radius,
+        &text("time_zone")?,
+        hours,
+        &text("status")?,
+    )
+}
+
+fn realtor_from_parts(
+    id: Uuid,
+    (lat, lng): (f64, f64),
+    radius: f64,
+    zone: &str,
+    hours: serde_json::Value,
+    status: &str,
+) -> Result<Realtor, String> {
     let home = Location::new(lat, lng).map_err(|err| err.to_string())?;
-    let zone = TimeZone::parse(&zone).map_err(|err| err.to_string())?;
+    let zone = TimeZone::parse(zone).map_err(|err| err.to_string())?;
     let intervals: Vec<WorkingInterval> =
         serde_json::from_value(hours).map_err(|err| format!("working_hours: {err}"))?;
     let status =
-        RealtorStatus::parse(&status).ok_or_else(|| format!("unknown status {status:?}"))?;
+        RealtorStatus::parse(status).ok_or_else(|| format!("unknown status {status:?}"))?;
     Realtor::new(
         RealtorId(id),
         home,

@@ -5,6 +5,8 @@
 //! with a read: SQLite then takes its write lock first and concurrent writers queue on the
 //! busy timeout instead of failing to upgrade a read snapshot; PostgreSQL row-locks the tour.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use engine::{
     Booking, CustomerId, ListingId, PaymentId, Realtor, RealtorId, RealtorStatus, TourId,
@@ -48,13 +50,26 @@ const ACTIVE_STATUSES: [TourStatus; 3] = [
 #[derive(Debug, Clone)]
 pub struct SeaStore {
     db: DatabaseConnection,
+    origin: Option<Arc<str>>,
 }
 
 impl SeaStore {
     /// A store over `db`, which must have the `migrations` schema applied.
     #[must_use]
     pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+        Self { db, origin: None }
+    }
+
+    /// Marks every event this store writes as written by `origin` (a process id; published
+    /// as the `origin` header, see [`crate::runtime::peers`]).
+    #[must_use]
+    pub fn with_origin(mut self, origin: &str) -> Self {
+        self.origin = Some(origin.into());
+        self
+    }
+
+    fn origin(&self) -> Option<&str> {
+        self.origin.as_deref()
     }
 
     /// The underlying pool.
@@ -69,6 +84,7 @@ impl SeaStore {
     /// # Errors
     /// [`StoreError::Database`] when the database fails.
     pub async fn create_tour_in<C: ConnectionTrait>(
+        &self,
         conn: &C,
         tour: &NewTour,
     ) -> Result<CreateOutcome, StoreError> {
@@ -160,7 +176,13 @@ impl SeaStore {
             .to_owned();
         conn.execute(&insert).await?;
         append_history(conn, &record, "tour.created", now).await?;
-        append_outbox(conn, vec![OutboxEvent::tour("tour.created", &record)?], now).await?;
+        append_outbox(
+            conn,
+            self.origin(),
+            vec![OutboxEvent::tour("tour.created", &record)?],
+            now,
+        )
+        .await?;
         Ok(CreateOutcome::Created(Box::new(record)))
     }
 
@@ -197,7 +219,7 @@ impl Store for SeaStore {
             realtor,
             json!({"realtor_id": realtor, "status": status.as_str(), "changed_at": now}),
         );
-        append_outbox(&txn, vec![event], now).await?;
+        append_outbox(&txn, self.origin(), vec![event], now).await?;
         txn.commit().await?;
         Ok(true)
     }
@@ -226,7 +248,7 @@ impl Store for SeaStore {
                 )
             })
             .collect();
-        append_outbox(&txn, events, now).await?;
+        append_outbox(&txn, self.origin(), events, now).await?;
         txn.commit().await?;
         Ok(())
     }
@@ -290,7 +312,7 @@ impl Store for SeaStore {
 
     async fn create_tour_from_payment(&self, tour: NewTour) -> Result<CreateOutcome, StoreError> {
         let txn = self.db.begin().await?;
-        let outcome = Self::create_tour_in(&txn, &tour).await?;
+        let outcome = self.create_tour_in(&txn, &tour).await?;
         if matches!(outcome, CreateOutcome::Created(_)) {
             txn.commit().await?;
         }
@@ -327,7 +349,7 @@ impl Store for SeaStore {
             "realtor.booked",
             &tour,
         ));
-        append_outbox(&txn, events, now).await?;
+        append_outbox(&txn, self.origin(), events, now).await?;
         crate::notices::for_tour_change(&txn, "tour.assigned", None, &tour, now).await?;
         txn.commit().await?;
         Ok(tour)
@@ -405,7 +427,7 @@ impl Store for SeaStore {
                 &before,
             ));
         }
-        append_outbox(&txn, events, now).await?;
+        append_outbox(&txn, self.origin(), events, now).await?;
         crate::notices::for_tour_change(&txn, event_type, Some(&before), &tour, now).await?;
         txn.commit().await?;
         Ok(tour)
@@ -520,6 +542,12 @@ impl Store for SeaStore {
                     .map_err(custom)?;
             }
             txn.execute(&insert).await?;
+            // Other processes learn profile changes from `availability` (scale-out).
+            let events = chunk
+                .iter()
+                .map(OutboxEvent::profile)
+                .collect::<Result<Vec<_>, _>>()?;
+            append_outbox(&txn, self.origin(), events, now).await?;
         }
         txn.commit().await?;
         Ok(())

@@ -188,12 +188,27 @@ pub async fn call(
     body
 }
 
+/// Lisbon, where most tests book.
+pub const LISBON: (f64, f64) = (38.72, -9.14);
+
 /// Realtors around Lisbon, through the API as CONTRACT 6 requires, working every day all day.
 pub async fn add_realtors(base: &str, rng: &mut StdRng, count: usize) {
+    add_realtors_near(base, rng, count, LISBON, "lisbon").await;
+}
+
+/// `count` realtors within ~9 km of `centre` (emails `{name}-realtor{i}@example.com`),
+/// through the API, working every day all day.
+pub async fn add_realtors_near(
+    base: &str,
+    rng: &mut StdRng,
+    count: usize,
+    centre: (f64, f64),
+    name: &str,
+) {
     let client = reqwest::Client::new();
     let post = reqwest::Method::POST;
     for i in 0..count {
-        let email = format!("realtor{i}@example.com");
+        let email = format!("{name}-realtor{i}@example.com");
         let creds = json!({"email": email, "password": "password1"});
         let mut register = creds.clone();
         register["name"] = json!(format!("Realtor {i}"));
@@ -219,7 +234,7 @@ pub async fn add_realtors(base: &str, rng: &mut StdRng, count: usize) {
             .map(|d| json!({"weekday": d, "start": "00:00", "end": "24:00"}))
             .collect();
         let profile = json!({
-            "home": {"lat": 38.72 + rng.random_range(-0.08..0.08), "lng": -9.14 + rng.random_range(-0.08..0.08)},
+            "home": {"lat": centre.0 + rng.random_range(-0.08..0.08), "lng": centre.1 + rng.random_range(-0.08..0.08)},
             "service_radius_km": 60.0,
             "time_zone": "Europe/Lisbon",
             "working_hours": hours,
@@ -255,6 +270,11 @@ pub fn envelope(payment: &Value) -> Vec<u8> {
 }
 
 pub fn payment(rng: &mut StdRng) -> Value {
+    payment_near(rng, LISBON)
+}
+
+/// A payment for one listing within ~11 km of `centre`, some day in March-April 2030.
+pub fn payment_near(rng: &mut StdRng, centre: (f64, f64)) -> Value {
     let day = Utc.with_ymd_and_hms(2030, 3, 4, 9, 0, 0).unwrap()
         + chrono::Duration::days(rng.random_range(0..60));
     let start: DateTime<Utc> = day + chrono::Duration::minutes(5 * rng.random_range(0..60));
@@ -263,7 +283,7 @@ pub fn payment(rng: &mut StdRng) -> Value {
         "customer_id": Uuid::new_v4(),
         "amount_cents": 5000,
         "currency": "EUR",
-        "listings": [{"id": Uuid::new_v4(), "lat": 38.72 + rng.random_range(-0.1..0.1), "lng": -9.14 + rng.random_range(-0.1..0.1)}],
+        "listings": [{"id": Uuid::new_v4(), "lat": centre.0 + rng.random_range(-0.1..0.1), "lng": centre.1 + rng.random_range(-0.1..0.1)}],
         "window": {"start": start, "end": start + chrono::Duration::hours(4)},
     })
 }
@@ -278,6 +298,35 @@ pub async fn produce(producer: &FutureProducer, messages: &[(String, Vec<u8>)]) 
     for result in futures::future::join_all(sends).await {
         result.map_err(|(e, _)| e).expect("produce");
     }
+}
+
+/// `(partition, committed offset of group "tourwise" if any, high watermark)` of each of the
+/// 4 partitions of `payments` (blocking: call from `spawn_blocking`).
+pub fn group_offsets(brokers: &str) -> Vec<(i32, Option<i64>, i64)> {
+    let consumer: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "tourwise")
+        .create()
+        .unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..4 {
+        tpl.add_partition("payments", p);
+    }
+    let timeout = Duration::from_secs(5);
+    let committed = rdkafka::consumer::Consumer::committed_offsets(&consumer, tpl, timeout).ok();
+    (0..4)
+        .map(|p| {
+            let c = committed
+                .as_ref()
+                .and_then(|c| c.find_partition("payments", p))
+                .and_then(|e| e.offset().to_raw())
+                .filter(|o| *o >= 0);
+            let high =
+                rdkafka::consumer::Consumer::fetch_watermarks(&consumer, "payments", p, timeout)
+                    .map_or(-1, |w| w.1);
+            (p, c, high)
+        })
+        .collect()
 }
 
 pub async fn scalar(db: &DatabaseConnection, sql: &str) -> i64 {
