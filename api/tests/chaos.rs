@@ -23,8 +23,8 @@ use serde_json::Value;
 
 mod common;
 use common::{
-    add_realtors, envelope, free_port, group_offsets, payment, produce, scalar, serve,
-    start_broker, wait_for, FreshDb, Serve,
+    add_realtors, double_bookings, envelope, free_port, payment, produce, scalar, serve,
+    start_broker, wait_for, wait_for_lag_zero, FreshDb, Serve,
 };
 
 /// Static membership: a restarted process takes its partitions back at once instead of
@@ -281,14 +281,7 @@ async fn payments_survive_kills_and_cut_connections() {
         300,
     )
     .await;
-    let overlaps = scalar(
-        &test,
-        "SELECT count(*) FROM tours a JOIN tours b ON a.realtor_id = b.realtor_id AND a.id < b.id \
-         WHERE a.status IN ('assigned','accepted','in_progress') \
-         AND b.status IN ('assigned','accepted','in_progress') \
-         AND a.start_at < b.end_at AND b.start_at < a.end_at",
-    )
-    .await;
+    let overlaps = double_bookings(&test).await;
     assert_eq!(overlaps, 0, "double-booked realtors");
     let assigned = scalar(
         &test,
@@ -297,18 +290,7 @@ async fn payments_survive_kills_and_cut_connections() {
     .await;
 
     // The consumer group has committed everything: lag 0 on every partition.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let brokers = broker.addr.clone();
-        let offsets = tokio::task::spawn_blocking(move || group_offsets(&brokers))
-            .await
-            .unwrap();
-        if offsets.iter().all(|(_, c, high)| *c == Some(*high)) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "lag not back to 0: {offsets:?}");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    wait_for_lag_zero(&broker.addr).await;
 
     // Duplicates the inbox absorbed: the ones sent and the redeliveries after each kill.
     let absorbed: usize = (1..=figures.kills + 1)

@@ -19,8 +19,8 @@ use uuid::Uuid;
 
 mod common;
 use common::{
-    add_realtors, envelope, group_offsets, payment, produce, scalar, serve, start_broker, wait_for,
-    FreshDb,
+    add_realtors, double_bookings, envelope, group_offsets, payment, produce, scalar, serve,
+    start_broker, wait_for, FreshDb,
 };
 
 const PAYMENTS: usize = 5_000;
@@ -269,13 +269,7 @@ async fn pipeline(kill: bool) {
         120,
     )
     .await;
-    let overlaps = scalar(
-        &engine,
-        "SELECT count(*) FROM tours a JOIN tours b ON a.realtor_id = b.realtor_id AND a.id < b.id \
-         WHERE a.status IN ('assigned','accepted','in_progress') AND b.status IN ('assigned','accepted','in_progress') \
-         AND a.start_at < b.end_at AND b.start_at < a.end_at",
-    )
-    .await;
+    let overlaps = double_bookings(&engine).await;
     assert_eq!(overlaps, 0);
 
     // The garbage is on the dead-letter topic, unchanged, with its headers.

@@ -23,8 +23,8 @@ use serde_json::Value;
 
 mod common;
 use common::{
-    add_realtors_near, envelope, group_offsets, payment_near, scalar, serve, start_broker,
-    wait_for, Broker, FreshDb, Serve,
+    add_realtors_near, double_bookings, envelope, payment_near, scalar, serve, start_broker,
+    wait_for, wait_for_lag_zero, Broker, FreshDb, Serve,
 };
 
 /// Partitions of the topics (`--kafka-partitions`).
@@ -232,27 +232,9 @@ async fn check_books(db: &DatabaseConnection, broker: &Broker, payments: usize) 
         120,
     )
     .await;
-    let overlaps = scalar(
-        db,
-        "SELECT count(*) FROM tours a JOIN tours b ON a.realtor_id = b.realtor_id AND a.id < b.id \
-         WHERE a.status IN ('assigned','accepted','in_progress') \
-         AND b.status IN ('assigned','accepted','in_progress') \
-         AND a.start_at < b.end_at AND b.start_at < a.end_at",
-    )
-    .await;
+    let overlaps = double_bookings(db).await;
     assert_eq!(overlaps, 0, "double-booked realtors");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let brokers = broker.addr.clone();
-        let offsets = tokio::task::spawn_blocking(move || group_offsets(&brokers))
-            .await
-            .unwrap();
-        if offsets.iter().all(|(_, c, high)| *c == Some(*high)) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "lag not back to 0: {offsets:?}");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    wait_for_lag_zero(&broker.addr).await;
 }
 
 /// Stores `events` payments through `n` processes; returns payments per second.

@@ -329,6 +329,34 @@ pub fn group_offsets(brokers: &str) -> Vec<(i32, Option<i64>, i64)> {
         .collect()
 }
 
+/// Pairs of active tours of one realtor that overlap: CONTRACT 5.3's last guard, counted in SQL.
+pub async fn double_bookings(db: &DatabaseConnection) -> i64 {
+    scalar(
+        db,
+        "SELECT count(*) FROM tours a JOIN tours b ON a.realtor_id = b.realtor_id AND a.id < b.id \
+         WHERE a.status IN ('assigned','accepted','in_progress') \
+         AND b.status IN ('assigned','accepted','in_progress') \
+         AND a.start_at < b.end_at AND b.start_at < a.end_at",
+    )
+    .await
+}
+
+/// Waits (60 s at most) until group `tourwise` has committed every `payments` message.
+pub async fn wait_for_lag_zero(brokers: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let owned = brokers.to_owned();
+        let offsets = tokio::task::spawn_blocking(move || group_offsets(&owned))
+            .await
+            .unwrap();
+        if offsets.iter().all(|(_, c, high)| *c == Some(*high)) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "lag not back to 0: {offsets:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 pub async fn scalar(db: &DatabaseConnection, sql: &str) -> i64 {
     let row = db
         .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
