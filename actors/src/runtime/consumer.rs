@@ -48,7 +48,8 @@ pub(super) async fn consume_payments(core: Arc<Core>, mut stop: watch::Receiver<
     let mut in_flight: VecDeque<(Message, JoinHandle<Handled>)> = VecDeque::new();
     let mut lag_tick = tokio::time::interval(LAG_EVERY);
     // The partitions owned at the last look (scale-out: gaining some means adopting tours).
-    let mut owned: Vec<i32> = Vec::new();
+    // None until the first look: at start, recovery has started every open tour already.
+    let mut owned: Option<Vec<i32>> = None;
     let mut stopping = false;
     while !stopping {
         tokio::select! {
@@ -78,16 +79,18 @@ pub(super) async fn consume_payments(core: Arc<Core>, mut stop: watch::Receiver<
                 let lag = consumer.lag().await.unwrap_or(-1);
                 core.consumer_lag.store(lag, Ordering::Relaxed);
                 if let Some(assignment) = consumer.assignment().await {
-                    let gained: Vec<i32> = assignment
-                        .owned
-                        .iter()
-                        .copied()
-                        .filter(|p| !owned.contains(p))
-                        .collect();
-                    if !gained.is_empty() {
-                        tokio::spawn(adopt(core.clone(), gained, assignment.partitions));
+                    if let Some(before) = &owned {
+                        let gained: Vec<i32> = assignment
+                            .owned
+                            .iter()
+                            .copied()
+                            .filter(|p| !before.contains(p))
+                            .collect();
+                        if !gained.is_empty() {
+                            tokio::spawn(adopt(core.clone(), gained, assignment.partitions));
+                        }
                     }
-                    owned = assignment.owned;
+                    owned = Some(assignment.owned);
                 }
             }
         }
