@@ -4,8 +4,6 @@
 //! leave nothing behind.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use reqwest::multipart::{Form, Part};
 use reqwest::StatusCode;
@@ -14,46 +12,6 @@ use serde_json::{json, Value};
 mod common;
 
 const ADMIN: (&str, &str) = ("admin@example.com", "admin-password");
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn s3s_fs() -> String {
-    let home = std::env::var("HOME").unwrap_or_default();
-    let cargo_bin = format!("{home}/.cargo/bin/s3s-fs");
-    if Path::new(&cargo_bin).exists() {
-        cargo_bin
-    } else {
-        "s3s-fs".to_owned()
-    }
-}
-
-/// `s3s-fs` serving `root` (bucket `media` = the folder `root/media`).
-fn start_s3(root: &Path) -> (Killed, String) {
-    std::fs::create_dir_all(root.join("media")).unwrap();
-    let port = common::free_port();
-    let child = Command::new(s3s_fs())
-        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-        .args(["--access-key", "tourwise", "--secret-key", "tourwise-secret"])
-        .arg(root)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("s3s-fs must be installed (`cargo install s3s-fs --version 0.14.1 --features binary`; .ci/run does it)");
-    let addr = format!("127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(&addr).is_err() {
-        assert!(Instant::now() < deadline, "s3s-fs did not listen on {addr}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (Killed(child), format!("http://{addr}"))
-}
 
 /// `tourwise serve` on a fresh SQLite file in `dir` with `--media-url media_url`.
 fn serve(dir: &Path, media_url: &str, env: &[(&str, String)]) -> common::Serve {
@@ -506,7 +464,7 @@ async fn media_round_trip_on_the_local_store() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn media_round_trip_on_s3() {
     let root = tempfile::tempdir().unwrap();
-    let (_s3, endpoint) = start_s3(root.path());
+    let (_s3, endpoint) = common::start_s3(root.path(), "media");
     let env = [
         ("AWS_ACCESS_KEY_ID", "tourwise".to_owned()),
         ("AWS_SECRET_ACCESS_KEY", "tourwise-secret".to_owned()),

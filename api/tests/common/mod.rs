@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses its own part
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -46,7 +47,12 @@ pub fn tansu() -> String {
 }
 
 pub fn start_broker() -> Broker {
-    let port = free_port();
+    start_broker_on(free_port(), "memory://tansu/", &[])
+}
+
+/// tansu on `port` keeping its topics, groups and offsets in `storage` (`memory://tansu/`, or
+/// `s3://bucket/` with the S3 endpoint and keys in `env`: those survive a restart).
+pub fn start_broker_on(port: u16, storage: &str, env: &[(&str, &str)]) -> Broker {
     let url = format!("tcp://127.0.0.1:{port}");
     let child = Command::new(tansu())
         .args([
@@ -55,9 +61,9 @@ pub fn start_broker() -> Broker {
             &url,
             "--advertised-listener-url",
             &url,
-            "--storage-engine",
-            "memory://tansu/",
         ])
+        .args(["--storage-engine", storage])
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -71,6 +77,48 @@ pub fn start_broker() -> Broker {
         std::thread::sleep(Duration::from_millis(100));
     }
     Broker { child, addr }
+}
+
+/// A child process killed on drop.
+pub struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn s3s_fs() -> String {
+    let home = std::env::var("HOME").unwrap_or_default();
+    let cargo_bin = format!("{home}/.cargo/bin/s3s-fs");
+    if std::path::Path::new(&cargo_bin).exists() {
+        cargo_bin
+    } else {
+        "s3s-fs".to_owned()
+    }
+}
+
+/// `s3s-fs` serving `root` with one bucket (the folder `root/bucket`): the process and its
+/// endpoint URL (keys `tourwise` / `tourwise-secret`).
+pub fn start_s3(root: &Path, bucket: &str) -> (Killed, String) {
+    std::fs::create_dir_all(root.join(bucket)).unwrap();
+    let port = free_port();
+    let child = Command::new(s3s_fs())
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--access-key", "tourwise", "--secret-key", "tourwise-secret"])
+        .arg(root)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("s3s-fs must be installed (`cargo install s3s-fs --version 0.14.1 --features binary`; .ci/run does it)");
+    let addr = format!("127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(&addr).is_err() {
+        assert!(Instant::now() < deadline, "s3s-fs did not listen on {addr}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (Killed(child), format!("http://{addr}"))
 }
 
 /// A fresh PostgreSQL database, dropped on [`FreshDb::drop_now`].
