@@ -36,13 +36,14 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-pub fn tansu() -> String {
+/// A tool `cargo install` put in `~/.cargo/bin` (where .ci/run installs it), else from PATH.
+pub fn cargo_tool(name: &str) -> String {
     let home = std::env::var("HOME").unwrap_or_default();
-    let cargo_bin = format!("{home}/.cargo/bin/tansu");
-    if std::path::Path::new(&cargo_bin).exists() {
+    let cargo_bin = format!("{home}/.cargo/bin/{name}");
+    if Path::new(&cargo_bin).exists() {
         cargo_bin
     } else {
-        "tansu".to_owned()
+        name.to_owned()
     }
 }
 
@@ -54,7 +55,7 @@ pub fn start_broker() -> Broker {
 /// `s3://bucket/` with the S3 endpoint and keys in `env`: those survive a restart).
 pub fn start_broker_on(port: u16, storage: &str, env: &[(&str, &str)]) -> Broker {
     let url = format!("tcp://127.0.0.1:{port}");
-    let child = Command::new(tansu())
+    let child = Command::new(cargo_tool("tansu"))
         .args([
             "broker",
             "--listener-url",
@@ -89,22 +90,12 @@ impl Drop for Killed {
     }
 }
 
-pub fn s3s_fs() -> String {
-    let home = std::env::var("HOME").unwrap_or_default();
-    let cargo_bin = format!("{home}/.cargo/bin/s3s-fs");
-    if std::path::Path::new(&cargo_bin).exists() {
-        cargo_bin
-    } else {
-        "s3s-fs".to_owned()
-    }
-}
-
 /// `s3s-fs` serving `root` with one bucket (the folder `root/bucket`): the process and its
 /// endpoint URL (keys `tourwise` / `tourwise-secret`).
 pub fn start_s3(root: &Path, bucket: &str) -> (Killed, String) {
     std::fs::create_dir_all(root.join(bucket)).unwrap();
     let port = free_port();
-    let child = Command::new(s3s_fs())
+    let child = Command::new(cargo_tool("s3s-fs"))
         .args(["--host", "127.0.0.1", "--port", &port.to_string()])
         .args(["--access-key", "tourwise", "--secret-key", "tourwise-secret"])
         .arg(root)
