@@ -9,18 +9,16 @@ use chrono::Utc;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::Headers;
 use rdkafka::producer::FutureProducer;
-use rdkafka::{ClientConfig, Message};
+use rdkafka::ClientConfig;
 use sea_orm::{ConnectionTrait, Statement};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 mod common;
 use common::{
-    add_realtors, double_bookings, envelope, group_offsets, payment, produce, scalar, serve,
-    start_broker, wait_for, FreshDb,
+    add_realtors, double_bookings, envelope, every_outbox_event_published, group_offsets, payment,
+    produce, read_topic, scalar, serve, start_broker, wait_for, FreshDb,
 };
 
 const PAYMENTS: usize = 5_000;
@@ -46,62 +44,6 @@ fn garbled(i: usize, rng: &mut StdRng) -> Vec<u8> {
             envelope(&p)
         }
     }
-}
-
-/// Every message of `topic` from the start until `done` says enough or `secs` pass.
-/// One message as a reader saw it.
-struct Seen {
-    payload: Vec<u8>,
-    headers: HashMap<String, String>,
-    partition: i32,
-    offset: i64,
-}
-
-async fn read_topic(
-    brokers: &str,
-    topic: &str,
-    secs: u64,
-    mut done: impl FnMut(&[Seen]) -> bool,
-) -> Vec<Seen> {
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", format!("reader-{}", Uuid::new_v4()))
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    consumer.subscribe(&[topic]).unwrap();
-    let mut seen = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    while !done(&seen) {
-        match tokio::time::timeout_at(deadline, consumer.recv()).await {
-            Err(_) => break,
-            Ok(m) => {
-                let m = m.unwrap();
-                let headers = m
-                    .headers()
-                    .map(|h| {
-                        h.iter()
-                            .map(|h| {
-                                (
-                                    h.key.to_owned(),
-                                    String::from_utf8_lossy(h.value.unwrap_or_default())
-                                        .into_owned(),
-                                )
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                seen.push(Seen {
-                    payload: m.payload().unwrap_or_default().to_vec(),
-                    headers,
-                    partition: m.partition(),
-                    offset: m.offset(),
-                });
-            }
-        }
-    }
-    seen
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -295,46 +237,8 @@ async fn pipeline(kill: bool) {
         assert!(m.headers["source-offset"].parse::<i64>().is_ok());
     }
 
-    // Every committed change is on its topic: each outbox event appears (repeats only with the
-    // same event_id), and nothing else does.
-    wait_for(
-        &engine,
-        "SELECT count(*) FROM outbox WHERE published_at IS NULL",
-        0,
-        "unpublished events",
-        60,
-    )
-    .await;
-    for topic in ["tours", "appointments"] {
-        let rows = engine
-            .query_all_raw(Statement::from_string(
-                engine.get_database_backend(),
-                format!("SELECT event_id::text AS e FROM outbox WHERE topic = '{topic}'"),
-            ))
-            .await
-            .unwrap();
-        let committed: HashSet<String> = rows.iter().map(|r| r.try_get("", "e").unwrap()).collect();
-        assert!(!committed.is_empty());
-        let events = read_topic(&broker.addr, topic, 60, |seen| {
-            let ids: HashSet<String> = seen
-                .iter()
-                .filter_map(|m| serde_json::from_slice::<Value>(&m.payload).ok())
-                .filter_map(|v| v["event_id"].as_str().map(str::to_owned))
-                .collect();
-            ids.len() >= committed.len()
-        })
-        .await;
-        let published: HashSet<String> = events
-            .iter()
-            .map(|m| {
-                serde_json::from_slice::<Value>(&m.payload).unwrap()["event_id"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned()
-            })
-            .collect();
-        assert_eq!(published, committed, "topic {topic}");
-    }
+    // Every committed change is on its topic.
+    every_outbox_event_published(&engine, &broker.addr).await;
     println!(
         "kafka pipeline: {PAYMENTS} payments + {DUPLICATES} duplicates + {GARBLED} garbled; killed with {killed_at} stored; all booked once"
     );

@@ -70,7 +70,7 @@ async fn main() {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("tansu (cargo install tansu --features dynostore)");
+        .expect("tansu (cargo install tansu --features dynostore,libsql)");
     let brokers = format!("127.0.0.1:{port}");
     while std::net::TcpStream::connect(&brokers).is_err() {
         tokio::time::sleep(Duration::from_millis(50)).await;

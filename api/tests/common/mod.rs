@@ -2,6 +2,7 @@
 //! PostgreSQL database, the process itself, HTTP calls, payment events.
 #![allow(dead_code)] // each test binary uses its own part
 
+use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -10,7 +11,10 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, TimeZone, Utc};
 use rand::rngs::StdRng;
 use rand::Rng;
+use rdkafka::consumer::{Consumer as _, StreamConsumer};
+use rdkafka::message::Headers;
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Message};
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -48,12 +52,13 @@ pub fn cargo_tool(name: &str) -> String {
 }
 
 pub fn start_broker() -> Broker {
-    start_broker_on(free_port(), "memory://tansu/", &[])
+    start_broker_on(free_port(), "memory://tansu/", Path::new("."))
 }
 
-/// tansu on `port` keeping its topics, groups and offsets in `storage` (`memory://tansu/`, or
-/// `s3://bucket/` with the S3 endpoint and keys in `env`: those survive a restart).
-pub fn start_broker_on(port: u16, storage: &str, env: &[(&str, &str)]) -> Broker {
+/// tansu on `port` keeping its topics, groups and offsets in `storage`, run in `dir`:
+/// `memory://tansu/` (lost when it stops) or `sqlite://tansu.db` (the file `dir/tansu.db`,
+/// which survives a restart).
+pub fn start_broker_on(port: u16, storage: &str, dir: &Path) -> Broker {
     let url = format!("tcp://127.0.0.1:{port}");
     let child = Command::new(cargo_tool("tansu"))
         .args([
@@ -64,12 +69,12 @@ pub fn start_broker_on(port: u16, storage: &str, env: &[(&str, &str)]) -> Broker
             &url,
         ])
         .args(["--storage-engine", storage])
-        .envs(env.iter().copied())
+        .current_dir(dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect(
-            "tansu must be installed (`cargo install tansu --features dynostore`; .ci/run does it)",
+            "tansu must be installed (`cargo install tansu --features dynostore,libsql`; .ci/run does it)",
         );
     let addr = format!("127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -417,5 +422,117 @@ pub async fn wait_for(db: &DatabaseConnection, sql: &str, want: i64, what: &str,
             "{what}: {got}, want {want} ({sql})"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// One message as a reader saw it.
+pub struct Seen {
+    pub payload: Vec<u8>,
+    pub headers: HashMap<String, String>,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// Every message of `topic` from the start until `done` says enough or `secs` pass.
+pub async fn read_topic(
+    brokers: &str,
+    topic: &str,
+    secs: u64,
+    mut done: impl FnMut(&[Seen]) -> bool,
+) -> Vec<Seen> {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("reader-{}", Uuid::new_v4()))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while !done(&seen) {
+        match tokio::time::timeout_at(deadline, consumer.recv()).await {
+            Err(_) => break,
+            Ok(m) => {
+                let m = m.unwrap();
+                let headers = m
+                    .headers()
+                    .map(|h| {
+                        h.iter()
+                            .map(|h| {
+                                (
+                                    h.key.to_owned(),
+                                    String::from_utf8_lossy(h.value.unwrap_or_default())
+                                        .into_owned(),
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                seen.push(Seen {
+                    payload: m.payload().unwrap_or_default().to_vec(),
+                    headers,
+                    partition: m.partition(),
+                    offset: m.offset(),
+                });
+            }
+        }
+    }
+    seen
+}
+
+/// Every event the engine committed to its outbox is published (within 60 s) and on its topic
+/// (`tours`, `appointments`): each `event_id` appears, repeats only with the same id, and
+/// nothing else does.
+pub async fn every_outbox_event_published(db: &DatabaseConnection, brokers: &str) {
+    wait_for(
+        db,
+        "SELECT count(*) FROM outbox WHERE published_at IS NULL",
+        0,
+        "unpublished events",
+        60,
+    )
+    .await;
+    for topic in ["tours", "appointments"] {
+        let rows = db
+            .query_all_raw(Statement::from_string(
+                db.get_database_backend(),
+                format!("SELECT event_id::text AS e FROM outbox WHERE topic = '{topic}'"),
+            ))
+            .await
+            .unwrap();
+        let committed: HashSet<String> = rows.iter().map(|r| r.try_get("", "e").unwrap()).collect();
+        assert!(!committed.is_empty(), "no {topic} events committed");
+        let event_ids = |seen: &[Seen]| -> HashSet<String> {
+            seen.iter()
+                .filter_map(|m| serde_json::from_slice::<Value>(&m.payload).ok())
+                .filter_map(|v| v["event_id"].as_str().map(str::to_owned))
+                .collect()
+        };
+        let events = read_topic(brokers, topic, 60, |seen| {
+            event_ids(seen).len() >= committed.len()
+        })
+        .await;
+        assert_eq!(event_ids(&events), committed, "topic {topic}");
+    }
+}
+
+/// Waits (30 s at most) until `GET /readyz` answers `status` with `dependencies.<dependency>`
+/// being `up`.
+pub async fn wait_ready(base: &str, status: u16, dependency: &str, up: bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let response = reqwest::get(format!("{base}/readyz")).await.unwrap();
+        let got_status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap();
+        let got = (got_status, body["dependencies"][dependency].clone());
+        if got == (status, Value::Bool(up)) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/readyz: {got:?}, want {status} with {dependency} {up}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
