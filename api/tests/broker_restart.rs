@@ -6,7 +6,6 @@
 //! every payment has exactly one tour, no realtor is double-booked, every committed event is
 //! on its topic, the consumer group's lag is back to 0 and `/readyz` is 200 again.
 
-use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
@@ -14,13 +13,12 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rdkafka::producer::FutureProducer;
 use rdkafka::ClientConfig;
-use sea_orm::{ConnectionTrait, Statement};
-use serde_json::Value;
 
 mod common;
 use common::{
-    add_realtors, double_bookings, envelope, every_outbox_event_published, free_port, payment,
-    produce, scalar, serve, start_broker_on, wait_for, wait_for_lag_zero, wait_ready, FreshDb,
+    add_realtors, every_outbox_event_published, free_port, one_tour_per_payment, payment_stream,
+    produce, scalar, serve, settled_without_double_booking, start_broker_on, wait_for_lag_zero,
+    wait_ready, FreshDb,
 };
 
 const EVENTS: usize = 400;
@@ -46,15 +44,7 @@ async fn payments_survive_a_broker_restart() {
 
     // Every payment once and a tenth again (new event ids), shuffled; the first half before
     // the kill, the rest while the broker is dead and after.
-    let payments: Vec<Value> = (0..EVENTS).map(|_| payment(&mut rng)).collect();
-    let mut messages: Vec<(String, Vec<u8>)> = payments
-        .iter()
-        .map(|p| (p["payment_id"].as_str().unwrap().to_owned(), envelope(p)))
-        .collect();
-    for _ in 0..EVENTS / 10 {
-        let p = &payments[rng.random_range(0..EVENTS)];
-        messages.push((p["payment_id"].as_str().unwrap().to_owned(), envelope(p)));
-    }
+    let (payments, mut messages) = payment_stream(&mut rng, EVENTS, EVENTS / 10);
     messages.shuffle(&mut rng);
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", &brokers)
@@ -109,42 +99,8 @@ async fn payments_survive_a_broker_restart() {
     wait_ready(&engine.base, 200, "kafka", true).await;
     producing.await.unwrap();
 
-    // Exactly one tour per payment, none lost.
-    let want = i64::try_from(EVENTS).unwrap();
-    wait_for(
-        &test,
-        "SELECT count(*) FROM processed_payments",
-        want,
-        "stored payments",
-        300,
-    )
-    .await;
-    assert_eq!(scalar(&test, "SELECT count(*) FROM tours").await, want);
-    let rows = test
-        .query_all_raw(Statement::from_string(
-            test.get_database_backend(),
-            "SELECT payment_id::text AS p FROM tours",
-        ))
-        .await
-        .unwrap();
-    let toured: HashSet<String> = rows.iter().map(|r| r.try_get("", "p").unwrap()).collect();
-    let produced: HashSet<String> = payments
-        .iter()
-        .map(|p| p["payment_id"].as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(
-        toured, produced,
-        "the tours are exactly the produced payments"
-    );
-    wait_for(
-        &test,
-        "SELECT count(*) FROM tours WHERE status = 'pending'",
-        0,
-        "pending tours",
-        120,
-    )
-    .await;
-    assert_eq!(double_bookings(&test).await, 0, "double-booked realtors");
+    one_tour_per_payment(&test, &payments, 300).await;
+    settled_without_double_booking(&test, 120).await;
     // What waited in the outbox reached its topics, on the restarted broker.
     every_outbox_event_published(&test, &broker.addr).await;
     wait_for_lag_zero(&broker.addr).await;

@@ -9,7 +9,6 @@
 //! `CHAOS_EVENTS=50000 CHAOS_KILLS=20 cargo test --release --test chaos -- --nocapture`
 //! (`CHAOS_SEED` replays a run; the seed is printed).
 
-use std::collections::HashSet;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -18,13 +17,12 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rdkafka::producer::FutureProducer;
 use rdkafka::ClientConfig;
-use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
-use serde_json::Value;
+use sea_orm::DatabaseConnection;
 
 mod common;
 use common::{
-    add_realtors, double_bookings, envelope, free_port, payment, produce, scalar, serve,
-    start_broker, wait_for, wait_for_lag_zero, wait_ready, FreshDb, Serve,
+    add_realtors, free_port, one_tour_per_payment, payment_stream, produce, scalar, serve,
+    settled_without_double_booking, start_broker, wait_for_lag_zero, wait_ready, FreshDb, Serve,
 };
 
 const REALTORS: usize = 40;
@@ -132,16 +130,8 @@ async fn payments_survive_kills_and_cut_connections() {
 
     // The stream: every payment once, a tenth of them again (new event ids), shuffled, produced
     // in small batches so that it keeps flowing while the engine dies and comes back.
-    let payments: Vec<Value> = (0..events).map(|_| payment(&mut rng)).collect();
-    let mut messages: Vec<(String, Vec<u8>)> = payments
-        .iter()
-        .map(|p| (p["payment_id"].as_str().unwrap().to_owned(), envelope(p)))
-        .collect();
     let duplicates_sent = events / 10;
-    for _ in 0..duplicates_sent {
-        let p = &payments[rng.random_range(0..events)];
-        messages.push((p["payment_id"].as_str().unwrap().to_owned(), envelope(p)));
-    }
+    let (payments, mut messages) = payment_stream(&mut rng, events, duplicates_sent);
     messages.shuffle(&mut rng);
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", &broker.addr)
@@ -226,46 +216,11 @@ async fn payments_survive_kills_and_cut_connections() {
     }
     producing.await.unwrap();
 
-    // Exactly one tour per payment, none lost.
-    let want = i64::try_from(events).unwrap();
-    wait_for(
-        &test,
-        "SELECT count(*) FROM processed_payments",
-        want,
-        "stored payments",
-        600,
-    )
-    .await;
+    // Exactly one tour per payment, none lost; every tour settles, and no realtor holds two
+    // overlapping active tours.
+    one_tour_per_payment(&test, &payments, 600).await;
     let elapsed = started.elapsed();
-    assert_eq!(scalar(&test, "SELECT count(*) FROM tours").await, want);
-    let rows = test
-        .query_all_raw(Statement::from_string(
-            test.get_database_backend(),
-            "SELECT payment_id::text AS p FROM tours",
-        ))
-        .await
-        .unwrap();
-    let toured: HashSet<String> = rows.iter().map(|r| r.try_get("", "p").unwrap()).collect();
-    let produced: HashSet<String> = payments
-        .iter()
-        .map(|p| p["payment_id"].as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(
-        toured, produced,
-        "the tours are exactly the produced payments"
-    );
-
-    // Every tour settles, and no realtor holds two overlapping active tours.
-    wait_for(
-        &test,
-        "SELECT count(*) FROM tours WHERE status = 'pending'",
-        0,
-        "pending tours",
-        300,
-    )
-    .await;
-    let overlaps = double_bookings(&test).await;
-    assert_eq!(overlaps, 0, "double-booked realtors");
+    settled_without_double_booking(&test, 300).await;
     let assigned = scalar(
         &test,
         "SELECT count(*) FROM tours WHERE status = 'assigned'",

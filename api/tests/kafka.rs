@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rdkafka::producer::FutureProducer;
 use rdkafka::ClientConfig;
 use sea_orm::{ConnectionTrait, Statement};
@@ -18,7 +18,7 @@ use uuid::Uuid;
 mod common;
 use common::{
     add_realtors, double_bookings, envelope, every_outbox_event_published, group_offsets, payment,
-    produce, read_topic, scalar, serve, start_broker, wait_for, FreshDb,
+    payment_stream, produce, read_topic, scalar, serve, start_broker, wait_for, FreshDb,
 };
 
 const PAYMENTS: usize = 5_000;
@@ -77,15 +77,7 @@ async fn pipeline(kill: bool) {
 
     // 5,000 payments, 20% sent again with new event ids, 1% garbage, shuffled: keys spread them
     // over the partitions, so the engine sees them reordered across partitions.
-    let payments: Vec<Value> = (0..PAYMENTS).map(|_| payment(&mut rng)).collect();
-    let mut messages: Vec<(String, Vec<u8>)> = payments
-        .iter()
-        .map(|p| (p["payment_id"].as_str().unwrap().to_owned(), envelope(p)))
-        .collect();
-    for _ in 0..DUPLICATES {
-        let p = &payments[rng.random_range(0..PAYMENTS)];
-        messages.push((p["payment_id"].as_str().unwrap().to_owned(), envelope(p)));
-    }
+    let (payments, mut messages) = payment_stream(&mut rng, PAYMENTS, DUPLICATES);
     let garbage: Vec<Vec<u8>> = (0..GARBLED).map(|i| garbled(i, &mut rng)).collect();
     messages.extend(
         garbage

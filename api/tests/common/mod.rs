@@ -536,3 +536,66 @@ pub async fn wait_ready(base: &str, status: u16, dependency: &str, up: bool) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// `count` random payments and their messages: each once, `duplicates` more of them again
+/// (new event ids, same key), not yet shuffled.
+pub fn payment_stream(
+    rng: &mut StdRng,
+    count: usize,
+    duplicates: usize,
+) -> (Vec<Value>, Vec<(String, Vec<u8>)>) {
+    let payments: Vec<Value> = (0..count).map(|_| payment(rng)).collect();
+    let key = |p: &Value| p["payment_id"].as_str().unwrap().to_owned();
+    let mut messages: Vec<(String, Vec<u8>)> =
+        payments.iter().map(|p| (key(p), envelope(p))).collect();
+    for _ in 0..duplicates {
+        let p = &payments[rng.random_range(0..count)];
+        messages.push((key(p), envelope(p)));
+    }
+    (payments, messages)
+}
+
+/// Waits (`secs` at most) until every payment is stored, then checks that the tours are
+/// exactly the payments: one each, none lost, none extra.
+pub async fn one_tour_per_payment(db: &DatabaseConnection, payments: &[Value], secs: u64) {
+    let want = i64::try_from(payments.len()).unwrap();
+    wait_for(
+        db,
+        "SELECT count(*) FROM processed_payments",
+        want,
+        "stored payments",
+        secs,
+    )
+    .await;
+    assert_eq!(scalar(db, "SELECT count(*) FROM tours").await, want);
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT payment_id::text AS p FROM tours",
+        ))
+        .await
+        .unwrap();
+    let toured: HashSet<String> = rows.iter().map(|r| r.try_get("", "p").unwrap()).collect();
+    let produced: HashSet<String> = payments
+        .iter()
+        .map(|p| p["payment_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        toured, produced,
+        "the tours are exactly the produced payments"
+    );
+}
+
+/// Waits (`secs` at most) until no tour is `pending`, then checks that no realtor holds two
+/// overlapping active tours.
+pub async fn settled_without_double_booking(db: &DatabaseConnection, secs: u64) {
+    wait_for(
+        db,
+        "SELECT count(*) FROM tours WHERE status = 'pending'",
+        0,
+        "pending tours",
+        secs,
+    )
+    .await;
+    assert_eq!(double_bookings(db).await, 0, "double-booked realtors");
+}
