@@ -17,8 +17,9 @@ use uuid::Uuid;
 
 mod common;
 use common::{
-    add_realtors, double_bookings, envelope, every_outbox_event_published, group_offsets, payment,
-    payment_stream, produce, read_topic, scalar, serve, start_broker, wait_for, FreshDb,
+    add_realtors, envelope, every_outbox_event_published, group_offsets, one_tour_per_payment,
+    payment, payment_stream, produce, read_topic, scalar, serve, settled_without_double_booking,
+    start_broker, FreshDb,
 };
 
 const PAYMENTS: usize = 5_000;
@@ -171,40 +172,10 @@ async fn pipeline(kill: bool) {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    wait_for(
-        &engine,
-        "SELECT count(DISTINCT payment_id) FROM tours",
-        want,
-        "distinct tours",
-        10,
-    )
-    .await;
-    assert_eq!(scalar(&engine, "SELECT count(*) FROM tours").await, want);
-    let ids: HashSet<String> = payments
-        .iter()
-        .map(|p| p["payment_id"].as_str().unwrap().to_owned())
-        .collect();
-    let rows = engine
-        .query_all_raw(Statement::from_string(
-            engine.get_database_backend(),
-            "SELECT payment_id::text AS p FROM tours",
-        ))
-        .await
-        .unwrap();
-    let stored: HashSet<String> = rows.iter().map(|r| r.try_get("", "p").unwrap()).collect();
-    assert_eq!(stored, ids, "the tours are exactly the produced payments");
+    one_tour_per_payment(&engine, &payments, 10).await;
 
     // Every tour settles in a visible state, and no realtor holds two overlapping tours.
-    wait_for(
-        &engine,
-        "SELECT count(*) FROM tours WHERE status = 'pending'",
-        0,
-        "pending tours",
-        120,
-    )
-    .await;
-    let overlaps = double_bookings(&engine).await;
-    assert_eq!(overlaps, 0);
+    settled_without_double_booking(&engine, 120).await;
 
     // The garbage is on the dead-letter topic, unchanged, with its headers.
     let dead = read_topic(&broker.addr, "payments.dlq", 60, |seen| {

@@ -2,7 +2,7 @@
 //! PostgreSQL database, the process itself, HTTP calls, payment events.
 #![allow(dead_code)] // each test binary uses its own part
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -11,13 +11,14 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, TimeZone, Utc};
 use rand::rngs::StdRng;
 use rand::Rng;
-use rdkafka::consumer::{Consumer as _, StreamConsumer};
-use rdkafka::message::Headers;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{ClientConfig, Message};
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 use serde_json::{json, Value};
 use uuid::Uuid;
+
+mod topics;
+#[allow(unused_imports)] // each test binary uses its own part, as above
+pub use topics::*;
 
 /// A tansu broker on a free loopback port, killed on drop.
 pub struct Broker {
@@ -344,35 +345,6 @@ pub async fn produce(producer: &FutureProducer, messages: &[(String, Vec<u8>)]) 
     }
 }
 
-/// `(partition, committed offset of group "tourwise" if any, high watermark)` of each of the
-/// 4 partitions of `payments` (blocking: call from `spawn_blocking`).
-pub fn group_offsets(brokers: &str) -> Vec<(i32, Option<i64>, i64)> {
-    let consumer: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", "tourwise")
-        .create()
-        .unwrap();
-    let mut tpl = rdkafka::TopicPartitionList::new();
-    for p in 0..4 {
-        tpl.add_partition("payments", p);
-    }
-    let timeout = Duration::from_secs(5);
-    let committed = rdkafka::consumer::Consumer::committed_offsets(&consumer, tpl, timeout).ok();
-    (0..4)
-        .map(|p| {
-            let c = committed
-                .as_ref()
-                .and_then(|c| c.find_partition("payments", p))
-                .and_then(|e| e.offset().to_raw())
-                .filter(|o| *o >= 0);
-            let high =
-                rdkafka::consumer::Consumer::fetch_watermarks(&consumer, "payments", p, timeout)
-                    .map_or(-1, |w| w.1);
-            (p, c, high)
-        })
-        .collect()
-}
-
 /// Pairs of active tours of one realtor that overlap: CONTRACT 5.3's last guard, counted in SQL.
 pub async fn double_bookings(db: &DatabaseConnection) -> i64 {
     scalar(
@@ -383,22 +355,6 @@ pub async fn double_bookings(db: &DatabaseConnection) -> i64 {
          AND a.start_at < b.end_at AND b.start_at < a.end_at",
     )
     .await
-}
-
-/// Waits (60 s at most) until group `tourwise` has committed every `payments` message.
-pub async fn wait_for_lag_zero(brokers: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let owned = brokers.to_owned();
-        let offsets = tokio::task::spawn_blocking(move || group_offsets(&owned))
-            .await
-            .unwrap();
-        if offsets.iter().all(|(_, c, high)| *c == Some(*high)) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "lag not back to 0: {offsets:?}");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
 }
 
 pub async fn scalar(db: &DatabaseConnection, sql: &str) -> i64 {
@@ -422,98 +378,6 @@ pub async fn wait_for(db: &DatabaseConnection, sql: &str, want: i64, what: &str,
             "{what}: {got}, want {want} ({sql})"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// One message as a reader saw it.
-pub struct Seen {
-    pub payload: Vec<u8>,
-    pub headers: HashMap<String, String>,
-    pub partition: i32,
-    pub offset: i64,
-}
-
-/// Every message of `topic` from the start until `done` says enough or `secs` pass.
-pub async fn read_topic(
-    brokers: &str,
-    topic: &str,
-    secs: u64,
-    mut done: impl FnMut(&[Seen]) -> bool,
-) -> Vec<Seen> {
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", format!("reader-{}", Uuid::new_v4()))
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    consumer.subscribe(&[topic]).unwrap();
-    let mut seen = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    while !done(&seen) {
-        match tokio::time::timeout_at(deadline, consumer.recv()).await {
-            Err(_) => break,
-            Ok(m) => {
-                let m = m.unwrap();
-                let headers = m
-                    .headers()
-                    .map(|h| {
-                        h.iter()
-                            .map(|h| {
-                                (
-                                    h.key.to_owned(),
-                                    String::from_utf8_lossy(h.value.unwrap_or_default())
-                                        .into_owned(),
-                                )
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                seen.push(Seen {
-                    payload: m.payload().unwrap_or_default().to_vec(),
-                    headers,
-                    partition: m.partition(),
-                    offset: m.offset(),
-                });
-            }
-        }
-    }
-    seen
-}
-
-/// Every event the engine committed to its outbox is published (within 60 s) and on its topic
-/// (`tours`, `appointments`): each `event_id` appears, repeats only with the same id, and
-/// nothing else does.
-pub async fn every_outbox_event_published(db: &DatabaseConnection, brokers: &str) {
-    wait_for(
-        db,
-        "SELECT count(*) FROM outbox WHERE published_at IS NULL",
-        0,
-        "unpublished events",
-        60,
-    )
-    .await;
-    for topic in ["tours", "appointments"] {
-        let rows = db
-            .query_all_raw(Statement::from_string(
-                db.get_database_backend(),
-                format!("SELECT event_id::text AS e FROM outbox WHERE topic = '{topic}'"),
-            ))
-            .await
-            .unwrap();
-        let committed: HashSet<String> = rows.iter().map(|r| r.try_get("", "e").unwrap()).collect();
-        assert!(!committed.is_empty(), "no {topic} events committed");
-        let event_ids = |seen: &[Seen]| -> HashSet<String> {
-            seen.iter()
-                .filter_map(|m| serde_json::from_slice::<Value>(&m.payload).ok())
-                .filter_map(|v| v["event_id"].as_str().map(str::to_owned))
-                .collect()
-        };
-        let events = read_topic(brokers, topic, 60, |seen| {
-            event_ids(seen).len() >= committed.len()
-        })
-        .await;
-        assert_eq!(event_ids(&events), committed, "topic {topic}");
     }
 }
 
