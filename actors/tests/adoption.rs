@@ -14,12 +14,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actors::bus::{Assignment, BusError, Consumer, EventBus, InProcessBus, Message, Outgoing};
-use actors::payments::PaymentSucceeded;
 use actors::runtime::{Runtime, RuntimeConfig, TokioClock};
 use actors::store::{SeaStore, Store};
 use async_trait::async_trait;
-use engine::{CustomerId, ListingId, PaymentId, RealtorId, Stop, TimeWindow, TourStatus};
-use support::{at, insert_users, lisbon, realtor, Backend, TestDb};
+use engine::{RealtorId, TourStatus};
+use support::{at, insert_users, lisbon, one_stop_payment, realtor, Backend, TestDb};
 use uuid::Uuid;
 
 const PARTITIONS: i32 = 4;
@@ -144,17 +143,7 @@ async fn gaining_a_partition_adopts_its_regions_open_tours() {
     .unwrap();
     let mut tours = Vec::new();
     for i in 0..3 {
-        let payment = PaymentSucceeded {
-            payment_id: PaymentId(Uuid::new_v4()),
-            customer_id: CustomerId(Uuid::new_v4()),
-            amount_cents: 5000,
-            currency: "EUR".into(),
-            listings: vec![Stop {
-                id: ListingId(Uuid::new_v4()),
-                location: lisbon(0.002 * f64::from(i)),
-            }],
-            window: TimeWindow::new(at(9, 0), at(18, 0)).unwrap(),
-        };
+        let payment = one_stop_payment(lisbon(0.002 * f64::from(i)), at(9, 0), at(18, 0));
         tours.push(a.submit_payment(Uuid::new_v4(), payment).await.unwrap());
     }
     let deadline = Instant::now() + Duration::from_secs(30);

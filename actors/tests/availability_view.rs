@@ -14,16 +14,12 @@ use std::time::{Duration, Instant};
 
 use actors::availability_view::RedisView;
 use actors::bus::InProcessBus;
-use actors::payments::PaymentSucceeded;
 use actors::runtime::{Runtime, RuntimeConfig, TokioClock};
 use actors::store::Store;
-use engine::{
-    CustomerId, ListingId, Location, PaymentId, RealtorId, RealtorStatus, Stop, TimeWindow,
-    TourStatus,
-};
+use engine::{Location, RealtorId, RealtorStatus, TimeWindow, TourStatus};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use support::{at, insert_users, lisbon, realtor, Backend, TestDb};
+use support::{at, insert_users, lisbon, one_stop_payment, realtor, Backend, TestDb};
 use uuid::Uuid;
 
 const REALTORS: usize = 40;
@@ -122,17 +118,11 @@ async fn the_view_answers_exactly_as_the_actors_and_rebuilds_after_a_flush() {
     let mut tours = Vec::new();
     for _ in 0..TOURS {
         let from = at(rng.random_range(9..15), 0);
-        let p = PaymentSucceeded {
-            payment_id: PaymentId(Uuid::new_v4()),
-            customer_id: CustomerId(Uuid::new_v4()),
-            amount_cents: 5000,
-            currency: "EUR".into(),
-            listings: vec![Stop {
-                id: ListingId(Uuid::new_v4()),
-                location: lisbon(rng.random_range(-0.1..0.1)),
-            }],
-            window: TimeWindow::new(from, from + chrono::Duration::hours(3)).unwrap(),
-        };
+        let p = one_stop_payment(
+            lisbon(rng.random_range(-0.1..0.1)),
+            from,
+            from + chrono::Duration::hours(3),
+        );
         tours.push(rt.submit_payment(Uuid::new_v4(), p).await.unwrap());
     }
     let deadline = Instant::now() + Duration::from_secs(60);

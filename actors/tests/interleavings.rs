@@ -20,13 +20,11 @@ use actors::bus::InProcessBus;
 use actors::payments::PaymentSucceeded;
 use actors::runtime::{Runtime, RuntimeConfig, RuntimeError, TokioClock};
 use actors::store::{Store, TourRecord};
-use engine::{
-    CustomerId, ListingId, PaymentId, RealtorId, Stop, TimeWindow, TourId, TourStatus, Transition,
-};
+use engine::{RealtorId, TourId, TourStatus, Transition};
 use migrations::{Expr, ExprTrait, Order, Query};
 use proptest::prelude::*;
 use sea_orm::ConnectionTrait;
-use support::{at, insert_users, lisbon, realtor, Backend, TestDb};
+use support::{at, insert_users, lisbon, one_stop_payment, realtor, Backend, TestDb};
 use uuid::Uuid;
 
 /// What can happen to tour number `.0` (modulo the tours of the case).
@@ -78,17 +76,11 @@ fn payments(count: usize) -> Vec<PaymentSucceeded> {
     (0..count)
         .map(|i| {
             let from = at(9, 0) + chrono::Duration::minutes(30 * i64::try_from(i).unwrap());
-            PaymentSucceeded {
-                payment_id: PaymentId(Uuid::new_v4()),
-                customer_id: CustomerId(Uuid::new_v4()),
-                amount_cents: 5000,
-                currency: "EUR".into(),
-                listings: vec![Stop {
-                    id: ListingId(Uuid::new_v4()),
-                    location: lisbon(0.002 * f64::from(u8::try_from(i).unwrap())),
-                }],
-                window: TimeWindow::new(from, from + chrono::Duration::minutes(90)).unwrap(),
-            }
+            one_stop_payment(
+                lisbon(0.002 * f64::from(u8::try_from(i).unwrap())),
+                from,
+                from + chrono::Duration::minutes(90),
+            )
         })
         .collect()
 }

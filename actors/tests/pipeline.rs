@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 use actors::bus::{topics, Envelope, EventBus, InProcessBus};
 use actors::payments::PaymentSucceeded;
 use actors::runtime::{Runtime, RuntimeConfig};
-use engine::{CustomerId, ListingId, Location, PaymentId, RealtorId, Stop, TimeWindow};
+use engine::{Location, RealtorId};
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
-use support::{at, insert_users, realtor, Backend, TestDb};
+use support::{at, insert_users, one_stop_payment, realtor, Backend, TestDb};
 use uuid::Uuid;
 
 const PAYMENTS: usize = 2_000;
@@ -63,17 +63,7 @@ fn payment(rng: &mut Rng) -> PaymentSucceeded {
     let start = at(8, 0)
         + chrono::Duration::days(rng.below(20) as i64)
         + chrono::Duration::minutes(5 * rng.below(60) as i64);
-    PaymentSucceeded {
-        payment_id: PaymentId(Uuid::new_v4()),
-        customer_id: CustomerId(Uuid::new_v4()),
-        amount_cents: 5000,
-        currency: "EUR".into(),
-        listings: vec![Stop {
-            id: ListingId(Uuid::new_v4()),
-            location: rng.near_lisbon(),
-        }],
-        window: TimeWindow::new(start, start + chrono::Duration::hours(3)).expect("window"),
-    }
+    one_stop_payment(rng.near_lisbon(), start, start + chrono::Duration::hours(3))
 }
 
 fn envelope(p: &PaymentSucceeded) -> Vec<u8> {

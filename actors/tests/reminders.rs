@@ -22,10 +22,11 @@ use actors::runtime::{Clock, MailNotifier, Notifier, Runtime, RuntimeConfig, Tok
 use actors::store::{Assignment, Change, CreateOutcome, Store, StoreError, TourRecord};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use engine::{
-    CustomerId, ListingId, PaymentId, RealtorId, Stop, TimeWindow, TourId, TourStatus, Transition,
+use engine::{RealtorId, TimeWindow, TourId, TourStatus, Transition};
+use support::{
+    at, explanation, insert_users, lisbon, new_tour, one_stop_payment, outbox, realtor, Backend,
+    TestDb,
 };
-use support::{at, explanation, insert_users, lisbon, new_tour, outbox, realtor, Backend, TestDb};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
@@ -96,17 +97,7 @@ async fn start(s: &Setup) -> (Runtime, mpsc::UnboundedReceiver<Fired>) {
 }
 
 fn payment(from: DateTime<Utc>, to: DateTime<Utc>) -> PaymentSucceeded {
-    PaymentSucceeded {
-        payment_id: PaymentId(Uuid::new_v4()),
-        customer_id: CustomerId(Uuid::new_v4()),
-        amount_cents: 5000,
-        currency: "USD".into(),
-        listings: vec![Stop {
-            id: ListingId(Uuid::new_v4()),
-            location: lisbon(0.001),
-        }],
-        window: TimeWindow::new(from, to).unwrap(),
-    }
+    one_stop_payment(lisbon(0.001), from, to)
 }
 
 /// Waits (in paused time, so without letting the clock run) for `tour` to be assigned.

@@ -18,8 +18,8 @@ use actors::memstore::MemoryStore;
 use actors::payments::PaymentSucceeded;
 use actors::runtime::{Runtime, RuntimeConfig, SupervisionConfig};
 use actors::store::Store;
-use engine::{CustomerId, ListingId, PaymentId, RealtorId, Stop, TimeWindow, TourId, TourStatus};
-use support::{at, lisbon, realtor};
+use engine::{CustomerId, RealtorId, TourId, TourStatus};
+use support::{at, lisbon, one_stop_payment, realtor};
 use uuid::Uuid;
 
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -62,17 +62,11 @@ async fn city(n: usize) -> Arc<MemoryStore> {
 
 fn payment(i: usize) -> PaymentSucceeded {
     let start = at(9, 0) + chrono::Duration::minutes(5 * (i as i64 % 90));
-    PaymentSucceeded {
-        payment_id: PaymentId(Uuid::new_v4()),
-        customer_id: CustomerId(Uuid::new_v4()),
-        amount_cents: 5000,
-        currency: "USD".into(),
-        listings: vec![Stop {
-            id: ListingId(Uuid::new_v4()),
-            location: lisbon((i as f64 % 17.0) * 0.002 - 0.016),
-        }],
-        window: TimeWindow::new(start, start + chrono::Duration::minutes(90)).unwrap(),
-    }
+    one_stop_payment(
+        lisbon((i as f64 % 17.0) * 0.002 - 0.016),
+        start,
+        start + chrono::Duration::minutes(90),
+    )
 }
 
 async fn submit(rt: &Runtime, n: usize) -> Vec<TourId> {

@@ -3,6 +3,7 @@
 
 use std::env;
 
+use actors::payments::PaymentSucceeded;
 use actors::store::{NewTour, SeaStore};
 use chrono::{DateTime, Duration, TimeZone as _, Utc};
 use engine::{
@@ -138,6 +139,27 @@ pub fn at(hour: u32, minute: u32) -> DateTime<Utc> {
 
 pub fn lisbon(offset: f64) -> Location {
     Location::new(38.7223 + offset, -9.1393 + offset).expect("valid location")
+}
+
+/// A fresh payment (new ids, 50.00 EUR) for a tour of one new listing at `location` within
+/// `from..to`.
+#[allow(dead_code, reason = "the store tests build no payments")]
+pub fn one_stop_payment(
+    location: Location,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> PaymentSucceeded {
+    PaymentSucceeded {
+        payment_id: PaymentId(Uuid::new_v4()),
+        customer_id: CustomerId(Uuid::new_v4()),
+        amount_cents: 5000,
+        currency: "EUR".into(),
+        listings: vec![Stop {
+            id: ListingId(Uuid::new_v4()),
+            location,
+        }],
+        window: TimeWindow::new(from, to).expect("window"),
+    }
 }
 
 /// A new two-stop tour over 09:00-18:00 for a fresh payment.
