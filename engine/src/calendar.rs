@@ -265,6 +265,36 @@ impl Calendar {
     }
 }
 
+impl Calendar {
+    /// The stretches of `[from, to)` (one working interval) at least `buffer` seconds away from
+    /// every booking: where a tour could lie if no travel between it and a booking were shorter
+    /// than `buffer`. Appended to `out` in order. What the free-time summaries are built from.
+    pub(crate) fn free_stretches(
+        &self,
+        (from, to): (i64, i64),
+        buffer: i64,
+        out: &mut Vec<(i64, i64)>,
+    ) {
+        let skip = self
+            .spans
+            .partition_point(|s| s.0 + self.longest + buffer <= from);
+        let mut cur = from;
+        for &(start, end) in &self.spans[skip..] {
+            if start - buffer >= to {
+                break;
+            }
+            if start - buffer > cur {
+                out.push((cur, start - buffer));
+            }
+            cur = cur.max(end + buffer);
+            if cur >= to {
+                return;
+            }
+        }
+        out.push((cur, to));
+    }
+}
+
 /// Sorts open intervals and merges the strictly overlapping ones (touching ones stay apart:
 /// their shared end point is allowed).
 fn merge_sorted(out: &mut Vec<(i64, i64)>) {

@@ -118,6 +118,28 @@ impl GeoPoint {
         }
     }
 
+    /// The square of about 6 m (radians times 10^6, floored) holding the point. Two points
+    /// at distance zero (the only distance with no travel time) share a square or sit in
+    /// neighbouring ones.
+    pub(crate) fn square(&self) -> (i64, i64) {
+        // Saturating casts; `+ 0.0` makes -0.0 and 0.0 one square.
+        (
+            ((self.lat_rad + 0.0) * 1e6).floor() as i64,
+            ((self.lng_rad + 0.0) * 1e6).floor() as i64,
+        )
+    }
+
+    /// The point on the unit sphere: two points' dot product is the cosine of the angle
+    /// between them, a cheap stand-in for comparing a distance with a fixed one.
+    pub(crate) fn unit(&self) -> [f64; 3] {
+        let (sin_lng, cos_lng) = self.lng_rad.sin_cos();
+        [
+            self.cos_lat * cos_lng,
+            self.cos_lat * sin_lng,
+            self.lat_rad.sin(),
+        ]
+    }
+
     /// Great-circle (haversine) distance in km. The one implementation every rule uses.
     #[must_use]
     pub fn distance_km(&self, other: &GeoPoint) -> f64 {

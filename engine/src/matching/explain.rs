@@ -99,6 +99,14 @@ const OUTCOME_KEYS: [&str; 9] = [
     "rejected:declined",
 ];
 
+/// Candidates counted by outcome, in the order of `OUTCOME_KEYS`.
+pub(crate) type OutcomeCounts = [usize; OUTCOME_KEYS.len()];
+
+/// The slot of `OutcomeCounts` for a candidate rejected for `reason`.
+pub(crate) fn rejected_slot(reason: RejectReason) -> usize {
+    outcome_slot(Outcome::Rejected, Some(reason))
+}
+
 fn outcome_slot(outcome: Outcome, rejected: Option<RejectReason>) -> usize {
     match (outcome, rejected) {
         (Outcome::Chosen, _) => 0,
@@ -237,11 +245,14 @@ impl Decision {
 
     /// [`Decision::decide`] for what a search recorded: the same decision, built without a
     /// full report per candidate (an unassignable tour records thousands and lists 100).
-    /// `id` names the realtor of an entry; `seen` is left empty for reuse.
+    /// `id` names the realtor of an entry; `seen` is left empty for reuse. `counted` are
+    /// candidates rejected together, never recorded one by one (their area's free time ruled
+    /// them out): they are only counted.
     pub(crate) fn from_search(
         policy: &dyn Policy,
         feasible: Vec<Feasible>,
         seen: &mut Vec<Seen>,
+        counted: OutcomeCounts,
         rings_searched: u32,
         id: impl Fn(u32) -> RealtorId,
     ) -> Decision {
@@ -264,7 +275,7 @@ impl Decision {
                 .total_cmp(&b.distance_km)
                 .then_with(|| id(a.entry).cmp(&id(b.entry)))
         };
-        let mut counts = [0usize; OUTCOME_KEYS.len()];
+        let mut counts = counted;
         if seen.len() > MAX_REPORTED {
             // The listed are the first MAX_REPORTED by (distance, id): everyone nearer than the
             // MAX_REPORTED-th distance, then those at exactly that distance by id. Finding
@@ -392,7 +403,7 @@ mod tests {
                 });
                 reports.push(CandidateReport::rejected(id(e), distance, reason));
             }
-            let compact = Decision::from_search(&Nearest, vec![win], &mut seen, 2, id);
+            let compact = Decision::from_search(&Nearest, vec![win], &mut seen, [0; 9], 2, id);
             let full = Decision::decide(&Nearest, vec![win], reports, 2);
             assert_eq!(compact, full, "{n}");
         }

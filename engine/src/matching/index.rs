@@ -9,8 +9,9 @@ use rustc_hash::FxHashMap;
 
 use crate::calendar::{Booking, Calendar};
 use crate::feasibility::{check_start, RejectReason, Scratch};
-use crate::geo::{distance_km, GeoPoint, Location};
+use crate::geo::{distance_km, GeoPoint, Location, EARTH_RADIUS_KM};
 use crate::ids::{RealtorId, TourId};
+use crate::matching::free_time::next_version;
 use crate::realtor::{Realtor, RealtorStatus};
 use crate::time::WorkingHours;
 use crate::tour::TourPlan;
@@ -59,6 +60,34 @@ pub(super) struct CoarseCell {
     /// Largest distance from the centre to a home ever indexed here (never shrinks).
     pub(super) reach_km: f64,
     pub(super) slots: Vec<Slot>,
+    /// For each slot, in the same order: its home on the unit sphere and the cosine of its
+    /// radius's angle, to tell who is within radius with one dot product.
+    pub(super) reach: Vec<Reach>,
+    /// Changes with every change to the cell's realtors or their calendars; never repeats
+    /// (see [`super::free_time`]).
+    pub(super) version: u64,
+}
+
+/// A home on the unit sphere and the cosine of the angle its service radius spans.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Reach {
+    pub(super) unit: [f64; 3],
+    pub(super) cos_radius: f64,
+}
+
+impl Reach {
+    pub(super) fn new(point: &GeoPoint, radius_km: f64) -> Self {
+        let angle = radius_km / EARTH_RADIUS_KM;
+        Self {
+            unit: point.unit(),
+            // No angle between two points exceeds pi: such a radius reaches everywhere.
+            cos_radius: if angle >= std::f64::consts::PI {
+                -2.0
+            } else {
+                angle.cos()
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -69,6 +98,11 @@ pub(super) struct Slot {
     /// thousands a far search rejects on them never touch their entries.
     pub(super) available: bool,
     pub(super) radius_km: f64,
+    /// The realtor's working hours in [`RealtorIndex::hours`].
+    pub(super) hours: u32,
+    /// The realtor's coarse cell (the home's own cell at that resolution: not always the
+    /// parent of the fine one, as H3 children do not tile their parent exactly).
+    pub(super) coarse: Option<CellIndex>,
 }
 
 /// Realtors by H3 cell with their calendars; single writer, many searches.
@@ -87,6 +121,10 @@ pub struct RealtorIndex {
     /// Every distinct set of working hours ever indexed (a few per city; never shrinks).
     pub(super) hours: Vec<WorkingHours>,
     hours_by_fingerprint: FxHashMap<u64, Vec<u32>>,
+    /// Booked first and last stops by [`GeoPoint::square`]: a tour starting or ending at one
+    /// of them may need no travel from or to that booking, which the free-time summaries
+    /// assume it does.
+    booked_stops: FxHashMap<(i64, i64), u32>,
 }
 
 impl Default for RealtorIndex {
@@ -111,6 +149,7 @@ impl RealtorIndex {
             max_radius_km: 0.0,
             hours: Vec::new(),
             hours_by_fingerprint: FxHashMap::default(),
+            booked_stops: FxHashMap::default(),
         }
     }
 
@@ -198,6 +237,8 @@ impl RealtorIndex {
             point,
             available: e.realtor.status == RealtorStatus::Available,
             radius_km: e.realtor.service_radius_km(),
+            hours,
+            coarse: coarse_cell,
         };
         self.cells.entry(cell).or_default().push(slot);
         if let (Some((_, coarse)), Some(c)) = (self.coarse.as_mut(), coarse_cell) {
@@ -205,10 +246,14 @@ impl RealtorIndex {
                 centre: point, // any point does; the first home is near the middle
                 reach_km: 0.0,
                 slots: Vec::new(),
+                reach: Vec::new(),
+                version: 0,
             });
+            cc.version = next_version();
             cc.reach_km = cc.reach_km.max(cc.centre.distance_km(&point));
             let at = cc.slots.partition_point(|s| s.radius_km < slot.radius_km);
             cc.slots.insert(at, slot);
+            cc.reach.insert(at, Reach::new(&point, slot.radius_km));
         }
     }
 
@@ -224,7 +269,11 @@ impl RealtorIndex {
         unlink_from(&mut self.cells, cell);
         if let (Some((_, coarse)), Some(c)) = (self.coarse.as_mut(), coarse_cell) {
             if let Some(cc) = coarse.get_mut(&c) {
-                cc.slots.retain(|s| s.entry != idx);
+                cc.version = next_version();
+                if let Some(at) = cc.slots.iter().position(|s| s.entry == idx) {
+                    cc.slots.remove(at);
+                    cc.reach.remove(at);
+                }
                 if cc.slots.is_empty() {
                     coarse.remove(&c);
                 }
@@ -242,6 +291,9 @@ impl RealtorIndex {
         self.unlink(cell, coarse_cell, idx);
         let last = u32::try_from(self.entries.len() - 1).unwrap_or(u32::MAX);
         let removed = self.entries.swap_remove(idx as usize);
+        for b in removed.calendar.bookings() {
+            self.unregister_stops(b);
+        }
         if idx != last {
             // The last entry moved into `idx`: repoint its id and its cells' slots.
             let moved = &self.entries[idx as usize];
@@ -300,13 +352,14 @@ impl RealtorIndex {
             .by_id
             .get(&realtor)
             .ok_or(ReserveError::UnknownRealtor)?;
-        let e = &mut self.entries[idx as usize];
+        let e = &self.entries[idx as usize];
         if let Some(existing) = e.calendar.get(plan.tour_id) {
             if existing.start == start && existing.end == start + plan.duration_seconds {
                 return Ok(*existing);
             }
-            e.calendar.remove(plan.tour_id);
+            self.release(realtor, plan.tour_id);
         }
+        let e = &self.entries[idx as usize];
         let mut scratch = Scratch::default();
         check_start(&e.realtor, &e.calendar, plan, start, &mut scratch)
             .map_err(ReserveError::Rejected)?;
@@ -317,7 +370,7 @@ impl RealtorIndex {
             first: *plan.first(),
             last: *plan.last(),
         };
-        e.calendar.insert_unchecked(booking);
+        self.book(idx, booking);
         Ok(booking)
     }
 
@@ -327,9 +380,12 @@ impl RealtorIndex {
     /// When the realtor is not in the index.
     pub fn restore(&mut self, realtor: RealtorId, booking: Booking) -> Result<(), UnknownRealtor> {
         let idx = *self.by_id.get(&realtor).ok_or(UnknownRealtor(realtor))?;
-        let cal = &mut self.entries[idx as usize].calendar;
-        if cal.get(booking.tour_id).is_none() {
-            cal.insert_unchecked(booking);
+        if self.entries[idx as usize]
+            .calendar
+            .get(booking.tour_id)
+            .is_none()
+        {
+            self.book(idx, booking);
         }
         Ok(())
     }
@@ -337,7 +393,50 @@ impl RealtorIndex {
     /// Frees the time `tour` held on `realtor`'s calendar.
     pub fn release(&mut self, realtor: RealtorId, tour: TourId) -> Option<Booking> {
         let idx = *self.by_id.get(&realtor)?;
-        self.entries[idx as usize].calendar.remove(tour)
+        let booking = self.entries[idx as usize].calendar.remove(tour)?;
+        self.unregister_stops(&booking);
+        self.calendar_changed(idx);
+        Some(booking)
+    }
+
+    /// Puts `booking` on the calendar of entry `idx` (checked by the caller).
+    fn book(&mut self, idx: u32, booking: Booking) {
+        self.entries[idx as usize]
+            .calendar
+            .insert_unchecked(booking);
+        for stop in [booking.first, booking.last] {
+            *self.booked_stops.entry(stop.point().square()).or_insert(0) += 1;
+        }
+        self.calendar_changed(idx);
+    }
+
+    fn unregister_stops(&mut self, booking: &Booking) {
+        for stop in [booking.first, booking.last] {
+            let square = stop.point().square();
+            if let Some(n) = self.booked_stops.get_mut(&square) {
+                *n -= 1;
+                if *n == 0 {
+                    self.booked_stops.remove(&square);
+                }
+            }
+        }
+    }
+
+    /// The free time of entry `idx` changed: its coarse cell's summaries are stale.
+    fn calendar_changed(&mut self, idx: u32) {
+        let cell = self.entries[idx as usize].coarse_cell;
+        if let (Some((_, coarse)), Some(c)) = (self.coarse.as_mut(), cell) {
+            if let Some(cc) = coarse.get_mut(&c) {
+                cc.version = next_version();
+            }
+        }
+    }
+
+    /// Whether some booking starts or ends at `location` (or within a few metres of it).
+    pub(super) fn near_booked_stop(&self, location: &Location) -> bool {
+        let (lat, lng) = location.point().square();
+        (lat - 1..=lat + 1)
+            .any(|a| (lng - 1..=lng + 1).any(|b| self.booked_stops.contains_key(&(a, b))))
     }
 
     /// Distance from a realtor's home to a location, if the realtor is indexed.

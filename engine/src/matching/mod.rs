@@ -1,6 +1,7 @@
 //! Matching: candidates -> feasibility -> policy -> choice, with an explanation (CONTRACT 5.4).
 
 pub mod explain;
+mod free_time;
 pub mod index;
 pub mod policy;
 pub mod search;

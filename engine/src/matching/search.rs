@@ -17,11 +17,18 @@
 //! 3. the calendar with every travel buffer replaced by a lower bound from the triangle
 //!    inequality (no distance computed): no free start there proves there is none;
 //! 4. only then the calendar with the exact travel buffers.
+//!
+//! Before all that, a whole coarse cell can be ruled out at once by its free-time summary
+//! ([`super::free_time`]): when nobody there has a free stretch long enough at any candidate
+//! start, its realtors are rejected together, each for the reason the steps above would give
+//! (status, radius, working hours, else `overlap`). Near the tour they are still recorded one
+//! by one; far out, where they come by the thousand, they are only counted.
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 
 use h3o::{CellIndex, Resolution};
+use rustc_hash::FxHashMap;
 
 use crate::calendar::Footprint;
 use crate::feasibility::{
@@ -31,8 +38,9 @@ use crate::geo::{
     distance_km, ring_bound_km, ring_into, travel_minutes_for_km, GeoPoint, Location,
 };
 use crate::ids::RealtorId;
-use crate::matching::explain::{Decision, Seen, Verdict};
-use crate::matching::index::{CoarseCell, RealtorIndex, Slot};
+use crate::matching::explain::{rejected_slot, Decision, OutcomeCounts, Seen, Verdict};
+use crate::matching::free_time::FreeTimeCache;
+use crate::matching::index::{CoarseCell, Reach, RealtorIndex, Slot};
 use crate::matching::policy::{Feasible, Policy};
 use crate::tour::TourPlan;
 
@@ -57,11 +65,22 @@ impl Ord for Pending {
     }
 }
 
-/// Buffers reused across searches.
+/// Realtors of one coarse cell rejected together: `bulk[first..last]` of the scratch, all
+/// between `nearest` and `farthest` km from the tour.
+#[derive(Debug, Clone, Copy)]
+struct BulkArea {
+    nearest: f64,
+    farthest: f64,
+    first: usize,
+    last: usize,
+}
+
+/// Buffers reused across searches, and the free-time summaries they have built.
 #[derive(Debug, Default)]
 pub struct SearchScratch {
     heap: BinaryHeap<Reverse<Pending>>,
-    found: Vec<(f64, Slot)>,
+    /// Realtors the last ring found: distance, slot, and whether their area is ruled out.
+    found: Vec<(f64, Slot, bool)>,
     feasibility: Scratch,
     /// `seen[entry] == generation` when the current search already found that realtor.
     seen: Vec<u32>,
@@ -76,13 +95,36 @@ pub struct SearchScratch {
     forbidden: Vec<(i64, i64)>,
     /// Every candidate the current search looked at.
     reports: Vec<Seen>,
+    free_time: FreeTimeCache,
+    /// `areas[cell] == (generation, may_fit)`: whether, by its summary, someone in that coarse
+    /// cell might take the current search's tour.
+    areas: FxHashMap<CellIndex, (u32, bool)>,
+    /// Realtors rejected with their area and only counted: `(entry, hours, reason)`, where
+    /// `Overlap` stands for "available and within radius" until their working hours decide.
+    bulk: Vec<(u32, u32, RejectReason)>,
+    bulk_areas: Vec<BulkArea>,
+    /// Whether searches must examine every candidate one by one.
+    exhaustive: bool,
 }
 
 impl SearchScratch {
+    /// A scratch whose searches examine every candidate one by one and never rule out an area
+    /// by its free-time summary: the reference the summaries are tested against. Same
+    /// decisions, only slower.
+    #[must_use]
+    pub fn exhaustive() -> Self {
+        Self {
+            exhaustive: true,
+            ..Self::default()
+        }
+    }
+
     fn begin(&mut self, entries: usize, hours: usize) {
         self.heap.clear();
         self.hours_pool.clear();
         self.reports.clear();
+        self.bulk.clear();
+        self.bulk_areas.clear();
         if self.seen.len() < entries {
             self.seen.resize(entries, 0);
         }
@@ -94,6 +136,7 @@ impl SearchScratch {
         if self.generation == 0 {
             self.seen.fill(0);
             self.hours_stamp.fill(0);
+            self.areas.clear();
             self.generation = 1;
         }
     }
@@ -129,6 +172,9 @@ struct Walk {
     /// What the fine rings proved: nobody unexplored is nearer.
     floor: f64,
     exhausted: bool,
+    /// `(window start, window end, duration)` when areas may be ruled out by their free-time
+    /// summaries.
+    summaries: Option<(i64, i64, i64)>,
 }
 
 /// Travel seconds no trip of at least `km` can take less than. The millimetre of slack keeps
@@ -183,9 +229,18 @@ impl RealtorIndex {
             return d;
         }
         let q = self.query(plan);
+        // The summaries assume at least a minute of travel between the tour and any booking,
+        // and list no declines.
+        if !scratch.exhaustive
+            && plan.declined.is_empty()
+            && !self.near_booked_stop(plan.first())
+            && !self.near_booked_stop(plan.last())
+        {
+            walk.summaries = Some((q.ws, q.we, q.fp.duration));
+        }
         while let Some(bound) = self.explore(&mut walk, &target, scratch) {
             let found = std::mem::take(&mut scratch.found);
-            for &(distance, slot) in &found {
+            for &(distance, slot, ruled_out) in &found {
                 let entry = slot.entry;
                 if walk.exhausted && distance > self.max_radius_km {
                     continue; // a scan reaches the whole index; nobody that far can ever serve here
@@ -194,7 +249,9 @@ impl RealtorIndex {
                 // the cheap steps: rejecting them on arrival keeps them out of the heap. (Those
                 // beyond what decides the search are dropped below, as if never evaluated.)
                 let verdict = self.check_slot(plan, &slot, distance).and_then(|()| {
-                    if walk.coarse {
+                    if ruled_out {
+                        Err(self.area_reason(&q, slot.hours, scratch))
+                    } else if walk.coarse {
                         self.screen(&q, entry, distance, scratch)
                     } else {
                         Ok(())
@@ -260,6 +317,7 @@ impl RealtorIndex {
         // Realtors found beyond what decided the search were never in contention: leave them
         // out; those within it but not evaluated lost on distance alone.
         let decisive = nearest_feasible.map_or(f64::INFINITY, |n| n + slack);
+        let counted = self.settle_bulk(&q, &target, decisive, scratch);
         scratch.reports.retain(|r| r.distance_km <= decisive);
         for Reverse(p) in scratch.heap.drain() {
             if p.distance <= decisive {
@@ -274,9 +332,87 @@ impl RealtorIndex {
             policy,
             feasible,
             &mut scratch.reports,
+            counted,
             walk.rings,
             |entry| self.entries[entry as usize].realtor.id,
         )
+    }
+
+    /// The realtors rejected with their areas, for a search decided at `decisive` km: counted
+    /// when their whole area lies within it, recorded one by one when it straddles it (so
+    /// that, as for everyone else, only those within it are reported), left out beyond it.
+    fn settle_bulk(
+        &self,
+        q: &Query<'_>,
+        target: &GeoPoint,
+        decisive: f64,
+        scratch: &mut SearchScratch,
+    ) -> OutcomeCounts {
+        let mut counted = OutcomeCounts::default();
+        for a in std::mem::take(&mut scratch.bulk_areas) {
+            if a.nearest > decisive {
+                continue;
+            }
+            for i in a.first..a.last {
+                let (entry, hours, mut reason) = scratch.bulk[i];
+                if reason == RejectReason::Overlap {
+                    reason = self.area_reason(q, hours, scratch);
+                }
+                if a.farthest <= decisive {
+                    counted[rejected_slot(reason)] += 1;
+                    continue;
+                }
+                let distance = self.entries[entry as usize]
+                    .realtor
+                    .home
+                    .point()
+                    .distance_km(target);
+                if distance <= decisive {
+                    scratch.reports.push(Seen {
+                        distance_km: distance,
+                        entry,
+                        verdict: Verdict::Rejected(reason),
+                    });
+                }
+            }
+        }
+        counted
+    }
+
+    /// Why an available realtor within radius, whose area's summary rules the tour out, cannot
+    /// take it: what [`crate::feasibility::earliest_start`] would say.
+    fn area_reason(&self, q: &Query<'_>, hours: u32, scratch: &mut SearchScratch) -> RejectReason {
+        if self.hours_for(q, hours, scratch).2 {
+            RejectReason::Overlap
+        } else {
+            RejectReason::OutsideWorkingHours
+        }
+    }
+
+    /// Whether someone in coarse cell `cell` might take the tour of `walk`, by the cell's
+    /// free-time summary (asked once per search and cell). Always true without summaries.
+    fn area_may_fit_once(
+        &self,
+        walk: &Walk,
+        (cell, cc): (CellIndex, &CoarseCell),
+        scratch: &mut SearchScratch,
+    ) -> bool {
+        let Some(window) = walk.summaries else {
+            return true;
+        };
+        if let Some(&(generation, fits)) = scratch.areas.get(&cell) {
+            if generation == scratch.generation {
+                return fits;
+            }
+        }
+        let fits = self.area_may_fit(
+            (cell, cc),
+            window,
+            &mut scratch.free_time,
+            &mut scratch.feasibility.zones,
+        );
+        scratch.areas.insert(cell, (scratch.generation, fits));
+        fits
     }
 
     fn query<'a>(&self, plan: &'a TourPlan) -> Query<'a> {
@@ -413,8 +549,8 @@ impl RealtorIndex {
                 search
                     .found
                     .iter()
-                    .filter(|(d, _)| *d <= radius_km)
-                    .map(|&(d, slot)| (d, slot.entry)),
+                    .filter(|(d, _, _)| *d <= radius_km)
+                    .map(|&(d, slot, _)| (d, slot.entry)),
             );
             // Nobody beyond every service radius can take anything.
             if bound > radius_km || bound > self.max_radius_km {
@@ -445,6 +581,7 @@ impl RealtorIndex {
             rings: 0,
             floor: 0.0,
             exhausted: false,
+            summaries: None,
         }
     }
 
@@ -475,17 +612,6 @@ impl RealtorIndex {
                 walk.cells_seen = 0;
             }
         }
-        let generation = scratch.generation;
-        let mut found = std::mem::take(&mut scratch.found);
-        let mut take = |slots: &[Slot], seen: &mut Vec<u32>| {
-            for s in slots {
-                let mark = &mut seen[s.entry as usize];
-                if *mark != generation {
-                    *mark = generation;
-                    found.push((s.point.distance_km(target), *s));
-                }
-            }
-        };
         let k = walk.next_k;
         let ring_cells = if k == 0 { 1 } else { 6 * k as usize };
         let occupied = match &self.coarse {
@@ -501,45 +627,142 @@ impl RealtorIndex {
             walk.next_k += 1;
             walk.rings += 1;
         }
+        let ring = std::mem::take(&mut scratch.ring);
         match &self.coarse {
             Some((_, coarse)) if walk.coarse => {
-                // Nobody in a coarse cell is nearer than its centre's distance less its reach:
-                // realtors with a smaller radius are out of radius, and as the cell sorts them
-                // first they are passed over unread, neither looked at nor reported.
-                let mut visit = |cc: &CoarseCell| {
-                    let nearest = cc.centre.distance_km(target) - cc.reach_km - 1e-6;
-                    let from = cc.slots.partition_point(|s| s.radius_km < nearest);
-                    take(&cc.slots[from..], &mut scratch.seen);
-                };
                 if scan {
-                    coarse.values().for_each(&mut visit);
+                    for (&cell, cc) in coarse {
+                        self.visit_coarse(walk, (cell, cc), target, scratch);
+                    }
                 } else {
-                    scratch
-                        .ring
-                        .iter()
-                        .filter_map(|c| coarse.get(c))
-                        .for_each(visit);
+                    for cell in &ring {
+                        if let Some(cc) = coarse.get(cell) {
+                            self.visit_coarse(walk, (*cell, cc), target, scratch);
+                        }
+                    }
                 }
             }
             _ => {
                 if scan {
                     for slots in self.cells.values() {
-                        take(slots, &mut scratch.seen);
+                        self.visit_fine(walk, slots, target, scratch);
                     }
                 } else {
-                    for cell in &scratch.ring {
+                    for cell in &ring {
                         if let Some(slots) = self.cells.get(cell) {
-                            take(slots, &mut scratch.seen);
+                            self.visit_fine(walk, slots, target, scratch);
                         }
                     }
                 }
             }
         }
-        scratch.found = found;
+        scratch.ring = ring;
         Some(if scan {
             f64::INFINITY
         } else {
             walk.floor.max(ring_bound_km(walk.resolution, k))
         })
+    }
+
+    /// A fine cell of the walk: its realtors are found one by one, marked when the summary of
+    /// their coarse cell rules them out.
+    fn visit_fine(
+        &self,
+        walk: &Walk,
+        slots: &[Slot],
+        target: &GeoPoint,
+        scratch: &mut SearchScratch,
+    ) {
+        // A fine cell's realtors nearly always share one coarse cell: ask once for it.
+        let mut asked: Option<(CellIndex, bool)> = None;
+        for s in slots {
+            if scratch.seen[s.entry as usize] == scratch.generation {
+                continue;
+            }
+            scratch.seen[s.entry as usize] = scratch.generation;
+            let ruled_out = match (&self.coarse, s.coarse) {
+                (Some((_, coarse)), Some(c)) if walk.summaries.is_some() => match asked {
+                    Some((a, answer)) if a == c => answer,
+                    _ => {
+                        let answer = coarse
+                            .get(&c)
+                            .is_some_and(|cc| !self.area_may_fit_once(walk, (c, cc), scratch));
+                        asked = Some((c, answer));
+                        answer
+                    }
+                },
+                _ => false,
+            };
+            scratch
+                .found
+                .push((s.point.distance_km(target), *s, ruled_out));
+        }
+    }
+
+    /// A coarse cell of the walk. Nobody in it is nearer than its centre's distance less its
+    /// reach: realtors with a smaller radius are out of radius, and as the cell sorts them
+    /// first they are passed over unread, neither looked at nor reported. When the cell's
+    /// summary rules the tour out, the others are rejected together into `scratch.bulk`,
+    /// without a distance for those whose radius reaches past the whole cell.
+    fn visit_coarse(
+        &self,
+        walk: &Walk,
+        (cell, cc): (CellIndex, &CoarseCell),
+        target: &GeoPoint,
+        scratch: &mut SearchScratch,
+    ) {
+        let centre_km = cc.centre.distance_km(target);
+        let nearest = centre_km - cc.reach_km - 1e-6;
+        let from = cc.slots.partition_point(|s| s.radius_km < nearest);
+        if self.area_may_fit_once(walk, (cell, cc), scratch) {
+            for s in &cc.slots[from..] {
+                let mark = &mut scratch.seen[s.entry as usize];
+                if *mark != scratch.generation {
+                    *mark = scratch.generation;
+                    scratch.found.push((s.point.distance_km(target), *s, false));
+                }
+            }
+            return;
+        }
+        let farthest = centre_km + cc.reach_km + 1e-6;
+        let surely_within = cc.slots.partition_point(|s| s.radius_km < farthest);
+        let first = scratch.bulk.len();
+        let t = target.unit();
+        let cos_max = Reach::new(target, self.max_radius_km).cos_radius;
+        for (i, (s, r)) in cc.slots.iter().zip(&cc.reach).enumerate().skip(from) {
+            let mark = &mut scratch.seen[s.entry as usize];
+            if *mark == scratch.generation {
+                continue;
+            }
+            *mark = scratch.generation;
+            // Within radius when the angle to the tour is at most the radius's: the cosines
+            // decide, unless they are too close to call, where the haversine distance does.
+            let cos = r.unit[0] * t[0] + r.unit[1] * t[1] + r.unit[2] * t[2];
+            let beyond = |cos_limit: f64, km: f64| {
+                if (cos - cos_limit).abs() < 1e-12 {
+                    s.point.distance_km(target) > km
+                } else {
+                    cos < cos_limit
+                }
+            };
+            let within = i >= surely_within || !beyond(r.cos_radius, s.radius_km);
+            if !within && walk.exhausted && beyond(cos_max, self.max_radius_km) {
+                continue; // as in the search: nobody that far can ever serve here
+            }
+            let reason = if !s.available {
+                RejectReason::Unavailable
+            } else if !within {
+                RejectReason::OutOfRadius
+            } else {
+                RejectReason::Overlap // or outside working hours: settled at the end
+            };
+            scratch.bulk.push((s.entry, s.hours, reason));
+        }
+        scratch.bulk_areas.push(BulkArea {
+            nearest,
+            farthest,
+            first,
+            last: scratch.bulk.len(),
+        });
     }
 }

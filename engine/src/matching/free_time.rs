@@ -1,0 +1,245 @@
+//! Free-time summaries: proving that nobody in a whole area can take a tour, without reading
+//! each realtor's calendar.
+//!
+//! A tour nobody can take costs a search its whole reach: every realtor within every service
+//! radius must be shown unable (CONTRACT 5.3), thousands in a metro. A summary answers for all
+//! realtors of one coarse cell of the index at once.
+//!
+//! For one coarse cell and one UTC day it holds, for each grid point `g` of the day (every
+//! 5 minutes), how long a stretch from `g` some realtor of the cell has free: inside one of
+//! their working intervals and at least one minute away from each of their bookings. A minute
+//! is the least travel there is between two different places (travel rounds up to the whole
+//! minute), so, unless the tour starts or ends exactly where some booking does (the search
+//! checks that first and then does without summaries), a realtor can start the tour at `g` only
+//! if their stretch from `g` is at least the tour's duration. When no candidate start of the
+//! window has such a stretch, nobody in the cell can take the tour, whatever their distance:
+//! the search rejects them all together, each for the reason CONTRACT 5.3 gives them.
+//!
+//! A summary is built on first use (a few hundred realtors, one pass over a day of each
+//! calendar) and kept in the searcher's scratch, tagged with the cell's version: every change
+//! to the cell's realtors (a booking, a release, a move, new hours) gives the cell a new
+//! version, drawn from one global counter so that no two states of any index share one.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use h3o::CellIndex;
+use rustc_hash::FxHashMap;
+
+use crate::matching::index::{CoarseCell, RealtorIndex};
+use crate::time::{ZoneMemo, GRID_SECONDS};
+
+const DAY: i64 = 24 * 3600;
+/// Grid points in a UTC day.
+const POINTS: usize = (DAY / GRID_SECONDS) as usize;
+/// Grid points in an hour: the blocks a query skips at once.
+const HOUR: usize = (3600 / GRID_SECONDS) as usize;
+/// The least travel between two different places, seconds.
+const LEAST_TRAVEL: i64 = 60;
+/// Summaries a scratch keeps before starting afresh (about 1.2 KB each).
+const MAX_KEPT: usize = 8192;
+
+static NEXT_VERSION: AtomicU64 = AtomicU64::new(1);
+
+/// A version no state of any index has had yet.
+pub(crate) fn next_version() -> u64 {
+    NEXT_VERSION.fetch_add(1, Ordering::Relaxed)
+}
+
+/// One coarse cell's free time on one UTC day.
+#[derive(Debug)]
+struct DaySummary {
+    version: u64,
+    /// Minutes (rounded up) from grid point `i` to the end of the longest free stretch
+    /// holding it; 0 when nobody is free there.
+    at: [u16; POINTS],
+    /// Minutes (rounded up) from grid point `i` to the end of the longest free stretch that
+    /// meets `[i, i + 5 min)`: what a window starting between two grid points can use.
+    within: [u16; POINTS],
+    /// The largest `at` of each hour.
+    hour: [u16; POINTS / HOUR],
+}
+
+/// Whole minutes, rounded up, that `seconds` take (saturating).
+fn minutes_up(seconds: i64) -> u16 {
+    u16::try_from((seconds + 59).div_euclid(60)).unwrap_or(u16::MAX)
+}
+
+impl DaySummary {
+    fn empty(version: u64) -> Self {
+        Self {
+            version,
+            at: [0; POINTS],
+            within: [0; POINTS],
+            hour: [0; POINTS / HOUR],
+        }
+    }
+
+    /// Records a free stretch `[from, to)` of some realtor (clipped to the day at `day`).
+    fn add(&mut self, day: i64, (from, to): (i64, i64)) {
+        let lo = from.max(day);
+        let hi = to.min(day + DAY);
+        if lo >= hi {
+            return;
+        }
+        // Grid points inside the stretch, then the grid slots it meets. From one point to the
+        // next the stretch left is 5 minutes shorter.
+        let first = (lo - day + GRID_SECONDS - 1) / GRID_SECONDS;
+        let last = (hi - day - 1) / GRID_SECONDS;
+        let step = (GRID_SECONDS / 60) as u16;
+        let mut m = minutes_up(to - (day + first * GRID_SECONDS));
+        for i in first as usize..=last as usize {
+            self.at[i] = self.at[i].max(m);
+            self.hour[i / HOUR] = self.hour[i / HOUR].max(m);
+            m = m.saturating_sub(step);
+        }
+        let first = (lo - day) / GRID_SECONDS;
+        let mut m = minutes_up(to - (day + first * GRID_SECONDS));
+        for i in first as usize..=last as usize {
+            self.within[i] = self.within[i].max(m);
+            m = m.saturating_sub(step);
+        }
+    }
+
+    /// Whether a tour of `d` seconds might start on this day at a candidate start of a window
+    /// opening at `ws` whose last possible start is `last_start`. `false` proves it cannot.
+    fn may_fit(&self, day: i64, ws: i64, last_start: i64, d: i64) -> bool {
+        let fits = |minutes: u16, from: i64| i64::from(minutes) * 60 >= d + from;
+        // The window's own start, when it lies between two grid points.
+        if ws.rem_euclid(GRID_SECONDS) != 0 && (day..day + DAY).contains(&ws) {
+            let i = (ws - day) / GRID_SECONDS;
+            if fits(self.within[i as usize], ws - (day + i * GRID_SECONDS)) {
+                return true;
+            }
+        }
+        // The grid points after it (or at it) up to the last start.
+        let first_grid = ws + (GRID_SECONDS - ws.rem_euclid(GRID_SECONDS)) % GRID_SECONDS;
+        let lo = first_grid.max(day);
+        let hi = last_start.min(day + DAY - 1);
+        if lo > hi {
+            return false;
+        }
+        let (mut i, last) = (
+            ((lo - day) / GRID_SECONDS) as usize,
+            ((hi - day) / GRID_SECONDS) as usize,
+        );
+        while i <= last {
+            if i % HOUR == 0 && i + HOUR - 1 <= last && !fits(self.hour[i / HOUR], 0) {
+                i += HOUR;
+                continue;
+            }
+            if fits(self.at[i], 0) {
+                return true;
+            }
+            i += 1;
+        }
+        false
+    }
+}
+
+/// A searcher's summaries, and the buffers that build them.
+#[derive(Debug, Default)]
+pub(crate) struct FreeTimeCache {
+    days: FxHashMap<(CellIndex, i64), Box<DaySummary>>,
+    /// Working intervals of each set of hours on the day being built: `(hours id, range)`.
+    hours: Vec<(u32, usize, usize)>,
+    intervals: Vec<(i64, i64)>,
+    pool: Vec<(i64, i64)>,
+    stretches: Vec<(i64, i64)>,
+}
+
+impl RealtorIndex {
+    /// Whether some realtor of coarse cell `cell` might take a tour of `d` seconds starting
+    /// inside the window `[ws, we)`, when no travel between the tour and any booking is shorter
+    /// than a minute. `false` proves that nobody there can.
+    pub(super) fn area_may_fit(
+        &self,
+        (cell, cc): (CellIndex, &CoarseCell),
+        (ws, we, d): (i64, i64, i64),
+        cache: &mut FreeTimeCache,
+        zones: &mut ZoneMemo,
+    ) -> bool {
+        let last_start = we - d;
+        if last_start < ws {
+            return false;
+        }
+        for day in ws.div_euclid(DAY)..=last_start.div_euclid(DAY) {
+            let day = day * DAY;
+            let fresh = cache
+                .days
+                .get(&(cell, day))
+                .is_some_and(|s| s.version == cc.version);
+            if !fresh {
+                let summary = self.summarise(cc, day, cache, zones);
+                if cache.days.len() >= MAX_KEPT {
+                    cache.days.clear();
+                }
+                cache.days.insert((cell, day), summary);
+            }
+            if cache.days[&(cell, day)].may_fit(day, ws, last_start, d) {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Builds the summary of `cc` for the UTC day starting at `day`.
+    fn summarise(
+        &self,
+        cc: &CoarseCell,
+        day: i64,
+        cache: &mut FreeTimeCache,
+        zones: &mut ZoneMemo,
+    ) -> Box<DaySummary> {
+        let mut summary = Box::new(DaySummary::empty(cc.version));
+        cache.hours.clear();
+        cache.pool.clear();
+        for slot in &cc.slots {
+            let e = &self.entries[slot.entry as usize];
+            let (from, to) = match cache.hours.iter().find(|h| h.0 == e.hours) {
+                Some(&(_, from, to)) => (from, to),
+                None => {
+                    self.hours[e.hours as usize].utc_intervals(
+                        day,
+                        day + DAY,
+                        &mut cache.intervals,
+                        zones,
+                    );
+                    let from = cache.pool.len();
+                    cache.pool.extend_from_slice(&cache.intervals);
+                    cache.hours.push((e.hours, from, cache.pool.len()));
+                    (from, cache.pool.len())
+                }
+            };
+            for &interval in &cache.pool[from..to] {
+                cache.stretches.clear();
+                e.calendar
+                    .free_stretches(interval, LEAST_TRAVEL, &mut cache.stretches);
+                for &stretch in &cache.stretches {
+                    summary.add(day, stretch);
+                }
+            }
+        }
+        summary
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stretch_counts_at_the_grid_points_inside_it() {
+        let mut s = DaySummary::empty(1);
+        s.add(0, (3_660, 7_200)); // 01:01-02:00
+        assert_eq!(s.at[12], 0); // 01:00 is before it
+        assert_eq!(s.at[13], 55); // 01:05: 55 minutes to go
+        assert_eq!(s.within[12], 60); // from the slot 01:00-01:05
+        assert_eq!(s.hour[1], 55);
+        // A 55-minute tour fits from 01:05, a 56-minute one from no grid point...
+        assert!(s.may_fit(0, 3_600, 3_900, 55 * 60));
+        assert!(!s.may_fit(0, 3_600, 7_200, 56 * 60));
+        // ...but from a window opening at 01:01, it might (58 minutes 59 seconds are left).
+        assert!(s.may_fit(0, 3_661, 7_200, 58 * 60));
+        assert!(!s.may_fit(0, 3_661, 7_200, 59 * 60 + 1));
+    }
+}

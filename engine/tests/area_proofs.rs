@@ -1,0 +1,216 @@
+//! Free-time summaries rule out whole areas of realtors at once; they must never change a
+//! decision. Every search here runs twice, with summaries (a scratch kept across searches and
+//! index changes, as a shard keeps it) and with `SearchScratch::exhaustive()`: the same choice,
+//! and the same number of candidates for each outcome and reason, listed or counted.
+
+mod worlds;
+
+use std::collections::BTreeMap;
+
+use chrono::DateTime;
+use engine::{
+    Decision, ListingId, Nearest, Outcome, RealtorIndex, SearchScratch, Stop, TimeWindow, TourId,
+    TourPlan,
+};
+use proptest::prelude::*;
+use worlds::{build_world, near, random_plan, random_stops, synchronized_world, Rng};
+
+/// Candidates by outcome (and reason), listed or omitted alike.
+fn totals(d: &Decision) -> BTreeMap<String, usize> {
+    let mut all = d.explanation.omitted.clone();
+    for c in &d.explanation.candidates {
+        let key = match (c.outcome, c.rejected) {
+            (Outcome::Chosen, _) => "chosen".to_owned(),
+            (Outcome::Lost, _) => "lost".to_owned(),
+            (Outcome::NotEvaluated, _) => "not_evaluated".to_owned(),
+            (Outcome::Rejected, Some(r)) => format!("rejected:{}", r.as_str()),
+            (Outcome::Rejected, None) => "rejected".to_owned(),
+        };
+        *all.entry(key).or_insert(0) += 1;
+    }
+    all
+}
+
+/// Searches `plan` with `kept` and exhaustively, and checks they agree; returns the decision.
+fn agree(index: &RealtorIndex, plan: &TourPlan, kept: &mut SearchScratch) -> Decision {
+    let fast = index.search_with(plan, &Nearest, kept);
+    let slow = index.search_with(plan, &Nearest, &mut SearchScratch::exhaustive());
+    assert_eq!(fast.choice, slow.choice, "choice for {plan:?}");
+    assert_eq!(totals(&fast), totals(&slow), "candidates for {plan:?}");
+    fast
+}
+
+fn short_window_plan(rng: &mut Rng, stops: Vec<Stop>, base: i64) -> TourPlan {
+    let start = base + 7 * 3600 + rng.below(13 * 12) as i64 * 300 + rng.below(2) as i64 * 17;
+    let window = TimeWindow::new(
+        DateTime::from_timestamp(start, 0).unwrap(),
+        DateTime::from_timestamp(start + 3600 + rng.below(4) as i64 * 1800, 0).unwrap(),
+    )
+    .unwrap();
+    TourPlan::new(TourId::new_random(), &stops, window, 30, vec![]).unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+
+    /// A synchronized city (most short windows unassignable, so areas get ruled out), booked
+    /// as it goes: each assignable tour is reserved, which must make the kept summaries of
+    /// that area stale. Some tours start at a booked stop, where summaries may not be used.
+    #[test]
+    fn summaries_never_change_a_decision(seed in any::<u64>()) {
+        let mut world = synchronized_world(seed, 1500);
+        let mut rng = Rng(seed.rotate_left(11) | 1);
+        let mut kept = SearchScratch::default();
+        let base = world.base.timestamp();
+        let booked: Vec<_> = world.index.iter().flat_map(|(_, c)| c.bookings().to_vec()).take(50).collect();
+        for i in 0..12 {
+            let stops = if i % 4 == 3 {
+                // Exactly where a booking ends: no travel from it, so no summaries.
+                let b = booked[rng.below(booked.len() as u64) as usize];
+                vec![Stop { id: ListingId::new_random(), location: b.last }]
+            } else {
+                let at = near(&mut rng, world.centre.0, world.centre.1, 0.2);
+                if rng.below(3) == 0 {
+                    random_stops(&mut rng, at.lat(), at.lng(), 0.003)
+                } else {
+                    vec![Stop { id: ListingId::new_random(), location: at }]
+                }
+            };
+            let plan = short_window_plan(&mut rng, stops, base);
+            let decision = agree(&world.index, &plan, &mut kept);
+            if let Some(c) = decision.choice {
+                world.index.reserve(c.realtor_id, &plan, c.start).unwrap();
+                // The same window again, now that this realtor is taken: with the kept
+                // scratch, and with one whose summaries of this area hold the booking...
+                let again = TourPlan::new(TourId::new_random(), &plan.stops, plan.window, 30, vec![]).unwrap();
+                let mut built_while_booked = SearchScratch::default();
+                agree(&world.index, &again, &mut kept);
+                agree(&world.index, &again, &mut built_while_booked);
+                // ...and after the booking is released, when those summaries are stale.
+                world.index.release(c.realtor_id, plan.tour_id);
+                agree(&world.index, &again, &mut kept);
+                let d = agree(&world.index, &again, &mut built_while_booked);
+                prop_assert_eq!(d.choice.map(|c| c.realtor_id), Some(c.realtor_id));
+            }
+        }
+    }
+
+    /// Random cities: several time zones, unavailable realtors, windows of up to two days
+    /// starting off the grid.
+    #[test]
+    fn summaries_agree_in_random_cities(seed in any::<u64>(), size in 0usize..3, bookings in 0usize..9) {
+        let world = build_world(seed, [20, 300, 2000][size], bookings);
+        let mut rng = Rng(seed.rotate_left(23) | 1);
+        let mut kept = SearchScratch::default();
+        for _ in 0..12 {
+            let plan = random_plan(&mut rng, &world, &[]);
+            agree(&world.index, &plan, &mut kept);
+        }
+    }
+}
+
+/// One scratch kept across two indexes that share their cells: a clone changed after the
+/// copy never passes for the original.
+#[test]
+fn a_scratch_kept_across_indexes_is_never_stale() {
+    let world = synchronized_world(7, 600);
+    let mut other = world.index.clone();
+    let mut rng = Rng(99);
+    let mut kept = SearchScratch::default();
+    let base = world.base.timestamp();
+    for _ in 0..40 {
+        let at = near(&mut rng, world.centre.0, world.centre.1, 0.2);
+        let stops = vec![Stop {
+            id: ListingId::new_random(),
+            location: at,
+        }];
+        let plan = short_window_plan(&mut rng, stops, base);
+        agree(&world.index, &plan, &mut kept);
+        if let Some(c) = agree(&other, &plan, &mut kept).choice {
+            other.reserve(c.realtor_id, &plan, c.start).unwrap();
+        }
+        agree(&world.index, &plan, &mut kept);
+        agree(&other, &plan, &mut kept);
+    }
+}
+
+/// One realtor, alone in their area, and one booking on the morning of 7 December 2026.
+fn lone_realtor() -> (RealtorIndex, engine::RealtorId, engine::Location, i64) {
+    use engine::{
+        Booking, Location, Realtor, RealtorStatus, TimeZone, WorkingHours, WorkingInterval,
+    };
+    let home = Location::new(38.72, -9.14).unwrap();
+    let hours = (1..=7)
+        .map(|d| WorkingInterval::new(d, 8 * 60, 20 * 60).unwrap())
+        .collect();
+    let id = engine::RealtorId::new_random();
+    let realtor = Realtor::new(
+        id,
+        home,
+        20.0,
+        WorkingHours::new(TimeZone::parse("Europe/Lisbon").unwrap(), hours),
+        RealtorStatus::Available,
+    )
+    .unwrap();
+    let mut index = RealtorIndex::default();
+    index.upsert(realtor);
+    let ten = 1_796_637_600; // 2026-12-07 10:00 UTC (Lisbon is on UTC in December)
+    let stop = Location::new(38.73, -9.15).unwrap();
+    let booking = Booking {
+        tour_id: TourId::new_random(),
+        start: ten,
+        end: ten + 1800,
+        first: stop,
+        last: stop,
+    };
+    index.restore(id, booking).unwrap();
+    (index, id, stop, ten)
+}
+
+fn one_stop(at: engine::Location, from: i64, to: i64) -> TourPlan {
+    let window = TimeWindow::new(
+        DateTime::from_timestamp(from, 0).unwrap(),
+        DateTime::from_timestamp(to, 0).unwrap(),
+    )
+    .unwrap();
+    let stop = Stop {
+        id: ListingId::new_random(),
+        location: at,
+    };
+    TourPlan::new(TourId::new_random(), &[stop], window, 30, vec![]).unwrap()
+}
+
+/// A summary built while the realtor was booked must not outlive the booking.
+#[test]
+fn released_time_is_seen_by_a_kept_scratch() {
+    let (mut index, id, _, ten) = lone_realtor();
+    let elsewhere = engine::Location::new(38.70, -9.10).unwrap();
+    let plan = one_stop(elsewhere, ten, ten + 1800);
+    let mut kept = SearchScratch::default();
+    let busy = agree(&index, &plan, &mut kept);
+    assert_eq!(busy.choice, None);
+    assert_eq!(
+        busy.explanation.candidates[0].rejected,
+        Some(engine::RejectReason::Overlap)
+    );
+    let booked = index.iter().next().unwrap().1.bookings()[0].tour_id;
+    index.release(id, booked).unwrap();
+    let free = agree(&index, &plan, &mut kept);
+    assert_eq!(
+        free.choice.map(|c| (c.realtor_id, c.start)),
+        Some((id, ten))
+    );
+}
+
+/// A tour starting where a booking ends needs no travel from it: it may start the moment the
+/// booking ends, which a summary (a minute of travel assumed) would deny.
+#[test]
+fn a_tour_at_a_booked_stop_may_follow_it_at_once() {
+    let (index, id, stop, ten) = lone_realtor();
+    let plan = one_stop(stop, ten + 1800, ten + 3600);
+    let d = agree(&index, &plan, &mut SearchScratch::default());
+    assert_eq!(
+        d.choice.map(|c| (c.realtor_id, c.start)),
+        Some((id, ten + 1800))
+    );
+}
