@@ -106,27 +106,50 @@ pub struct GeoPoint {
     lat_rad: f64,
     lng_rad: f64,
     cos_lat: f64,
+    /// Sine and cosine of half the latitude and of half the longitude: the haversine's
+    /// `sin(dlat / 2)` and `sin(dlng / 2)` follow from them by the angle-difference identity,
+    /// with no trigonometry per distance.
+    half_lat: (f64, f64),
+    half_lng: (f64, f64),
 }
 
 impl GeoPoint {
     fn from_degrees(lat: f64, lng: f64) -> Self {
         let lat_rad = lat.to_radians();
+        let lng_rad = lng.to_radians();
         Self {
             lat_rad,
-            lng_rad: lng.to_radians(),
+            lng_rad,
             cos_lat: lat_rad.cos(),
+            half_lat: (lat_rad * 0.5).sin_cos(),
+            half_lng: (lng_rad * 0.5).sin_cos(),
         }
     }
 
-    /// The square of about 6 m (radians times 10^6, floored) holding the point. Two points
-    /// at distance zero (the only distance with no travel time) share a square or sit in
-    /// neighbouring ones.
-    pub(crate) fn square(&self) -> (i64, i64) {
-        // Saturating casts; `+ 0.0` makes -0.0 and 0.0 one square.
-        (
-            ((self.lat_rad + 0.0) * 1e6).floor() as i64,
-            ((self.lng_rad + 0.0) * 1e6).floor() as i64,
-        )
+    /// The square of about 6 m (radians times 10^6, floored) holding the point, and for each
+    /// coordinate whether the point lies within 10^-6 of the square's lower (-1) or upper (1)
+    /// edge. Two points at distance zero (the only distance with no travel time) share a square
+    /// unless one of them lies on such an edge.
+    pub(crate) fn square(&self) -> ((i64, i8), (i64, i8)) {
+        let key = |rad: f64| {
+            let x = (rad + 0.0) * 1e6; // `+ 0.0`: -0.0 and 0.0 are one square
+            let floor = x.floor();
+            let edge = if x - floor < 1e-6 {
+                -1
+            } else if x - floor > 1.0 - 1e-6 {
+                1
+            } else {
+                0
+            };
+            (floor as i64, edge) // saturating
+        };
+        (key(self.lat_rad), key(self.lng_rad))
+    }
+
+    /// The square of [`GeoPoint::square`] alone.
+    pub(crate) fn square_key(&self) -> (i64, i64) {
+        let ((lat, _), (lng, _)) = self.square();
+        (lat, lng)
     }
 
     /// The point on the unit sphere: two points' dot product is the cosine of the angle
@@ -141,12 +164,16 @@ impl GeoPoint {
     }
 
     /// Great-circle (haversine) distance in km. The one implementation every rule uses.
+    ///
+    /// `sin((b - a) / 2) = sin(b / 2) cos(a / 2) - cos(b / 2) sin(a / 2)`, from the halves
+    /// each point keeps: the same formula as computing the sines of the differences, about
+    /// twice as fast (a search measures thousands of distances), exactly symmetric, and exactly
+    /// zero between a point and itself.
     #[must_use]
     pub fn distance_km(&self, other: &GeoPoint) -> f64 {
-        let half_dlat = (other.lat_rad - self.lat_rad) * 0.5;
-        let half_dlng = (other.lng_rad - self.lng_rad) * 0.5;
-        let s_lat = half_dlat.sin();
-        let s_lng = half_dlng.sin();
+        let sine_of_half_difference = |a: (f64, f64), b: (f64, f64)| b.0 * a.1 - b.1 * a.0;
+        let s_lat = sine_of_half_difference(self.half_lat, other.half_lat);
+        let s_lng = sine_of_half_difference(self.half_lng, other.half_lng);
         let h = s_lat * s_lat + self.cos_lat * other.cos_lat * s_lng * s_lng;
         2.0 * EARTH_RADIUS_KM * h.sqrt().min(1.0).asin()
     }

@@ -33,8 +33,19 @@ const DAY: i64 = 24 * 3600;
 const POINTS: usize = (DAY / GRID_SECONDS) as usize;
 /// Grid points in an hour: the blocks a query skips at once.
 const HOUR: usize = (3600 / GRID_SECONDS) as usize;
-/// The least travel between two different places, seconds.
-const LEAST_TRAVEL: i64 = 60;
+/// The least travel, seconds, each kind of summary assumes between the tour and any booking.
+/// A minute always holds (the least travel between two different places); more holds for a
+/// cell whose booked stops all lie far from the tour, and proves more there: the search picks
+/// the largest that holds ([`travel_level`]).
+const LEVELS: [i64; 3] = [60, 600, 1800];
+
+/// The largest of [`LEVELS`] no travel of at least `least_seconds` can undercut.
+pub(super) fn travel_level(least_seconds: i64) -> u8 {
+    LEVELS
+        .iter()
+        .rposition(|&l| l <= least_seconds)
+        .map_or(0, |i| i as u8)
+}
 /// Summaries a scratch keeps before starting afresh (about 1.2 KB each).
 const MAX_KEPT: usize = 8192;
 
@@ -139,7 +150,7 @@ impl DaySummary {
 /// A searcher's summaries, and the buffers that build them.
 #[derive(Debug, Default)]
 pub(crate) struct FreeTimeCache {
-    days: FxHashMap<(CellIndex, i64), Box<DaySummary>>,
+    days: FxHashMap<(CellIndex, i64, u8), Box<DaySummary>>,
     /// Working intervals of each set of hours on the day being built: `(hours id, range)`.
     hours: Vec<(u32, usize, usize)>,
     intervals: Vec<(i64, i64)>,
@@ -150,11 +161,12 @@ pub(crate) struct FreeTimeCache {
 impl RealtorIndex {
     /// Whether some realtor of coarse cell `cell` might take a tour of `d` seconds starting
     /// inside the window `[ws, we)`, when no travel between the tour and any booking is shorter
-    /// than a minute. `false` proves that nobody there can.
+    /// than `LEVELS[level]`. `false` proves that nobody there can.
     pub(super) fn area_may_fit(
         &self,
         (cell, cc): (CellIndex, &CoarseCell),
         (ws, we, d): (i64, i64, i64),
+        level: u8,
         cache: &mut FreeTimeCache,
         zones: &mut ZoneMemo,
     ) -> bool {
@@ -164,29 +176,32 @@ impl RealtorIndex {
         }
         for day in ws.div_euclid(DAY)..=last_start.div_euclid(DAY) {
             let day = day * DAY;
+            let key = (cell, day, level);
             let fresh = cache
                 .days
-                .get(&(cell, day))
+                .get(&key)
                 .is_some_and(|s| s.version == cc.version);
             if !fresh {
-                let summary = self.summarise(cc, day, cache, zones);
+                let built = self.summarise(cc, day, LEVELS[usize::from(level)], cache, zones);
                 if cache.days.len() >= MAX_KEPT {
                     cache.days.clear();
                 }
-                cache.days.insert((cell, day), summary);
+                cache.days.insert(key, built);
             }
-            if cache.days[&(cell, day)].may_fit(day, ws, last_start, d) {
+            if cache.days[&key].may_fit(day, ws, last_start, d) {
                 return true;
             }
         }
         false
     }
 
-    /// Builds the summary of `cc` for the UTC day starting at `day`.
+    /// Builds the summary of `cc` for the UTC day starting at `day`, with `buffer` seconds
+    /// kept free around each booking.
     fn summarise(
         &self,
         cc: &CoarseCell,
         day: i64,
+        buffer: i64,
         cache: &mut FreeTimeCache,
         zones: &mut ZoneMemo,
     ) -> Box<DaySummary> {
@@ -213,7 +228,7 @@ impl RealtorIndex {
             for &interval in &cache.pool[from..to] {
                 cache.stretches.clear();
                 e.calendar
-                    .free_stretches(interval, LEAST_TRAVEL, &mut cache.stretches);
+                    .free_stretches(interval, buffer, &mut cache.stretches);
                 for &stretch in &cache.stretches {
                     summary.add(day, stretch);
                 }

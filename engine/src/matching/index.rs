@@ -59,6 +59,10 @@ pub(super) struct CoarseCell {
     pub(super) centre: GeoPoint,
     /// Largest distance from the centre to a home ever indexed here (never shrinks).
     pub(super) reach_km: f64,
+    /// Largest distance from a home here to a stop booked on that realtor's calendar (never
+    /// shrinks): no booked stop of the cell lies farther than `reach_km` plus this from the
+    /// centre.
+    pub(super) stop_reach_km: f64,
     pub(super) slots: Vec<Slot>,
     /// For each slot, in the same order: its home on the unit sphere and the cosine of its
     /// radius's angle, to tell who is within radius with one dot product.
@@ -245,12 +249,14 @@ impl RealtorIndex {
             let cc = coarse.entry(c).or_insert_with(|| CoarseCell {
                 centre: point, // any point does; the first home is near the middle
                 reach_km: 0.0,
+                stop_reach_km: 0.0,
                 slots: Vec::new(),
                 reach: Vec::new(),
                 version: 0,
             });
             cc.version = next_version();
             cc.reach_km = cc.reach_km.max(cc.centre.distance_km(&point));
+            cc.stop_reach_km = cc.stop_reach_km.max(e.calendar.reach_km());
             let at = cc.slots.partition_point(|s| s.radius_km < slot.radius_km);
             cc.slots.insert(at, slot);
             cc.reach.insert(at, Reach::new(&point, slot.radius_km));
@@ -405,14 +411,17 @@ impl RealtorIndex {
             .calendar
             .insert_unchecked(booking);
         for stop in [booking.first, booking.last] {
-            *self.booked_stops.entry(stop.point().square()).or_insert(0) += 1;
+            *self
+                .booked_stops
+                .entry(stop.point().square_key())
+                .or_insert(0) += 1;
         }
         self.calendar_changed(idx);
     }
 
     fn unregister_stops(&mut self, booking: &Booking) {
         for stop in [booking.first, booking.last] {
-            let square = stop.point().square();
+            let square = stop.point().square_key();
             if let Some(n) = self.booked_stops.get_mut(&square) {
                 *n -= 1;
                 if *n == 0 {
@@ -424,19 +433,23 @@ impl RealtorIndex {
 
     /// The free time of entry `idx` changed: its coarse cell's summaries are stale.
     fn calendar_changed(&mut self, idx: u32) {
-        let cell = self.entries[idx as usize].coarse_cell;
-        if let (Some((_, coarse)), Some(c)) = (self.coarse.as_mut(), cell) {
+        let e = &self.entries[idx as usize];
+        if let (Some((_, coarse)), Some(c)) = (self.coarse.as_mut(), e.coarse_cell) {
             if let Some(cc) = coarse.get_mut(&c) {
                 cc.version = next_version();
+                cc.stop_reach_km = cc.stop_reach_km.max(e.calendar.reach_km());
             }
         }
     }
 
     /// Whether some booking starts or ends at `location` (or within a few metres of it).
     pub(super) fn near_booked_stop(&self, location: &Location) -> bool {
-        let (lat, lng) = location.point().square();
-        (lat - 1..=lat + 1)
-            .any(|a| (lng - 1..=lng + 1).any(|b| self.booked_stops.contains_key(&(a, b))))
+        let ((lat, lat_edge), (lng, lng_edge)) = location.point().square();
+        // Points at distance zero share a square unless one lies on its edge.
+        let around =
+            |key: i64, edge: i8| (key + i64::from(edge.min(0)))..=(key + i64::from(edge.max(0)));
+        around(lat, lat_edge)
+            .any(|a| around(lng, lng_edge).any(|b| self.booked_stops.contains_key(&(a, b))))
     }
 
     /// Distance from a realtor's home to a location, if the realtor is indexed.

@@ -39,7 +39,7 @@ use crate::geo::{
 };
 use crate::ids::RealtorId;
 use crate::matching::explain::{rejected_slot, Decision, OutcomeCounts, Seen, Verdict};
-use crate::matching::free_time::FreeTimeCache;
+use crate::matching::free_time::{travel_level, FreeTimeCache};
 use crate::matching::index::{CoarseCell, Reach, RealtorIndex, Slot};
 use crate::matching::policy::{Feasible, Policy};
 use crate::tour::TourPlan;
@@ -105,6 +105,9 @@ pub struct SearchScratch {
     bulk_areas: Vec<BulkArea>,
     /// Whether searches must examine every candidate one by one.
     exhaustive: bool,
+    /// `coarse_visited[cell] == generation` when the current search's rings visited that
+    /// coarse cell.
+    coarse_visited: FxHashMap<CellIndex, u32>,
 }
 
 impl SearchScratch {
@@ -137,6 +140,7 @@ impl SearchScratch {
             self.seen.fill(0);
             self.hours_stamp.fill(0);
             self.areas.clear();
+            self.coarse_visited.clear();
             self.generation = 1;
         }
     }
@@ -172,10 +176,25 @@ struct Walk {
     /// What the fine rings proved: nobody unexplored is nearer.
     floor: f64,
     exhausted: bool,
-    /// `(window start, window end, duration)` when areas may be ruled out by their free-time
-    /// summaries.
-    summaries: Option<(i64, i64, i64)>,
+    /// What areas are ruled out for by their free-time summaries, when they may be.
+    summaries: Option<AreaQuery>,
 }
+
+/// The tour as a free-time summary sees it.
+#[derive(Debug, Clone, Copy)]
+struct AreaQuery {
+    /// `(window start, window end, duration)`.
+    window: (i64, i64, i64),
+    first: GeoPoint,
+    last: GeoPoint,
+    /// `first` on the unit sphere, and the cosine of the largest radius's angle.
+    first_unit: [f64; 3],
+    cos_max_radius: f64,
+}
+
+/// Fine rings searched one realtor at a time before summaries may rule areas out: nearly
+/// every assignable tour is settled by then (3 rings at the median), and asking costs it.
+const SUMMARIES_FROM_RING: u32 = 3;
 
 /// Travel seconds no trip of at least `km` can take less than. The millimetre of slack keeps
 /// the bound below the engine's own rounding of `travel_minutes` (distances here are at most a
@@ -236,7 +255,13 @@ impl RealtorIndex {
             && !self.near_booked_stop(plan.first())
             && !self.near_booked_stop(plan.last())
         {
-            walk.summaries = Some((q.ws, q.we, q.fp.duration));
+            walk.summaries = Some(AreaQuery {
+                window: (q.ws, q.we, q.fp.duration),
+                first: q.fp.first.point(),
+                last: q.fp.last.point(),
+                first_unit: target.unit(),
+                cos_max_radius: Reach::new(&target, self.max_radius_km).cos_radius,
+            });
         }
         while let Some(bound) = self.explore(&mut walk, &target, scratch) {
             let found = std::mem::take(&mut scratch.found);
@@ -397,7 +422,7 @@ impl RealtorIndex {
         (cell, cc): (CellIndex, &CoarseCell),
         scratch: &mut SearchScratch,
     ) -> bool {
-        let Some(window) = walk.summaries else {
+        let Some(area) = walk.summaries else {
             return true;
         };
         if let Some(&(generation, fits)) = scratch.areas.get(&cell) {
@@ -405,9 +430,17 @@ impl RealtorIndex {
                 return fits;
             }
         }
+        // No booked stop of the cell is nearer either end of the tour than this.
+        let least_km = cc
+            .centre
+            .distance_km(&area.first)
+            .min(cc.centre.distance_km(&area.last))
+            - cc.reach_km
+            - cc.stop_reach_km;
         let fits = self.area_may_fit(
             (cell, cc),
-            window,
+            area.window,
+            travel_level(travel_at_least(least_km)),
             &mut scratch.free_time,
             &mut scratch.feasibility.zones,
         );
@@ -681,16 +714,20 @@ impl RealtorIndex {
             }
             scratch.seen[s.entry as usize] = scratch.generation;
             let ruled_out = match (&self.coarse, s.coarse) {
-                (Some((_, coarse)), Some(c)) if walk.summaries.is_some() => match asked {
-                    Some((a, answer)) if a == c => answer,
-                    _ => {
-                        let answer = coarse
-                            .get(&c)
-                            .is_some_and(|cc| !self.area_may_fit_once(walk, (c, cc), scratch));
-                        asked = Some((c, answer));
-                        answer
+                (Some((_, coarse)), Some(c))
+                    if walk.summaries.is_some() && walk.next_k > SUMMARIES_FROM_RING =>
+                {
+                    match asked {
+                        Some((a, answer)) if a == c => answer,
+                        _ => {
+                            let answer = coarse
+                                .get(&c)
+                                .is_some_and(|cc| !self.area_may_fit_once(walk, (c, cc), scratch));
+                            asked = Some((c, answer));
+                            answer
+                        }
                     }
-                },
+                }
                 _ => false,
             };
             scratch
@@ -711,24 +748,37 @@ impl RealtorIndex {
         target: &GeoPoint,
         scratch: &mut SearchScratch,
     ) {
+        if walk.exhausted {
+            // The scan after the rings: cells the rings visited hold nobody new.
+            if scratch.coarse_visited.get(&cell) == Some(&scratch.generation) {
+                return;
+            }
+        } else {
+            scratch.coarse_visited.insert(cell, scratch.generation);
+        }
         let centre_km = cc.centre.distance_km(target);
         let nearest = centre_km - cc.reach_km - 1e-6;
         let from = cc.slots.partition_point(|s| s.radius_km < nearest);
-        if self.area_may_fit_once(walk, (cell, cc), scratch) {
-            for s in &cc.slots[from..] {
-                let mark = &mut scratch.seen[s.entry as usize];
-                if *mark != scratch.generation {
-                    *mark = scratch.generation;
-                    scratch.found.push((s.point.distance_km(target), *s, false));
-                }
-            }
-            return;
+        if from == cc.slots.len() {
+            return; // nobody here reaches the tour
         }
+        let area = match walk.summaries {
+            Some(area) if !self.area_may_fit_once(walk, (cell, cc), scratch) => area,
+            _ => {
+                for s in &cc.slots[from..] {
+                    let mark = &mut scratch.seen[s.entry as usize];
+                    if *mark != scratch.generation {
+                        *mark = scratch.generation;
+                        scratch.found.push((s.point.distance_km(target), *s, false));
+                    }
+                }
+                return;
+            }
+        };
         let farthest = centre_km + cc.reach_km + 1e-6;
         let surely_within = cc.slots.partition_point(|s| s.radius_km < farthest);
         let first = scratch.bulk.len();
-        let t = target.unit();
-        let cos_max = Reach::new(target, self.max_radius_km).cos_radius;
+        let (t, cos_max) = (area.first_unit, area.cos_max_radius);
         for (i, (s, r)) in cc.slots.iter().zip(&cc.reach).enumerate().skip(from) {
             let mark = &mut scratch.seen[s.entry as usize];
             if *mark == scratch.generation {
