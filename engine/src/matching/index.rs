@@ -67,9 +67,27 @@ pub(super) struct CoarseCell {
     /// For each slot, in the same order: its home on the unit sphere and the cosine of its
     /// radius's angle, to tell who is within radius with one dot product.
     pub(super) reach: Vec<Reach>,
+    /// `unavailable_from[i]`: how many of `slots[i..]` are not available (one more entry than
+    /// slots), so that a search can count the realtors of a radius range it rules out at once.
+    pub(super) unavailable_from: Vec<u32>,
+    /// The working hours every realtor here shares, if they all share one set.
+    pub(super) one_hours: Option<u32>,
     /// Changes with every change to the cell's realtors or their calendars; never repeats
     /// (see [`super::free_time`]).
     pub(super) version: u64,
+}
+
+impl CoarseCell {
+    /// Brings `unavailable_from` and `one_hours` up to date with `slots`.
+    fn recount(&mut self) {
+        self.unavailable_from.clear();
+        self.unavailable_from.resize(self.slots.len() + 1, 0);
+        for (i, s) in self.slots.iter().enumerate().rev() {
+            self.unavailable_from[i] = self.unavailable_from[i + 1] + u32::from(!s.available);
+        }
+        let first = self.slots.first().map(|s| s.hours);
+        self.one_hours = first.filter(|&h| self.slots.iter().all(|s| s.hours == h));
+    }
 }
 
 /// A home on the unit sphere and the cosine of the angle its service radius spans.
@@ -252,6 +270,8 @@ impl RealtorIndex {
                 stop_reach_km: 0.0,
                 slots: Vec::new(),
                 reach: Vec::new(),
+                unavailable_from: Vec::new(),
+                one_hours: None,
                 version: 0,
             });
             cc.version = next_version();
@@ -260,6 +280,7 @@ impl RealtorIndex {
             let at = cc.slots.partition_point(|s| s.radius_km < slot.radius_km);
             cc.slots.insert(at, slot);
             cc.reach.insert(at, Reach::new(&point, slot.radius_km));
+            cc.recount();
         }
     }
 
@@ -279,6 +300,7 @@ impl RealtorIndex {
                 if let Some(at) = cc.slots.iter().position(|s| s.entry == idx) {
                     cc.slots.remove(at);
                     cc.reach.remove(at);
+                    cc.recount();
                 }
                 if cc.slots.is_empty() {
                     coarse.remove(&c);
@@ -337,7 +359,10 @@ impl RealtorIndex {
         };
         update(self.cells.get_mut(&e.cell));
         if let (Some((_, coarse)), Some(c)) = (self.coarse.as_mut(), e.coarse_cell) {
-            update(coarse.get_mut(&c).map(|cc| &mut cc.slots));
+            if let Some(cc) = coarse.get_mut(&c) {
+                update(Some(&mut cc.slots));
+                cc.recount();
+            }
         }
         Ok(())
     }

@@ -26,6 +26,7 @@
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
+use std::sync::Arc;
 
 use h3o::{CellIndex, Resolution};
 use rustc_hash::FxHashMap;
@@ -75,6 +76,19 @@ struct BulkArea {
     last: usize,
 }
 
+/// Realtors of one coarse cell ruled out together and counted without being read:
+/// `slots[from..]` of `cell`, all within radius, sharing working hours `hours`.
+#[derive(Debug, Clone, Copy)]
+struct BulkCount {
+    nearest: f64,
+    farthest: f64,
+    cell: CellIndex,
+    from: usize,
+    unavailable: usize,
+    available: usize,
+    hours: u32,
+}
+
 /// Buffers reused across searches, and the free-time summaries they have built.
 #[derive(Debug, Default)]
 pub struct SearchScratch {
@@ -84,7 +98,10 @@ pub struct SearchScratch {
     feasibility: Scratch,
     /// `seen[entry] == generation` when the current search already found that realtor.
     seen: Vec<u32>,
-    ring: Vec<CellIndex>,
+    /// Rings already enumerated, by origin cell and distance: the same listings (and nearby
+    /// ones, sharing a cell) are toured again and again, and enumerating a ring costs H3 more
+    /// than everything else a ring search does with it.
+    rings: FxHashMap<(CellIndex, u32), Arc<[CellIndex]>>,
     generation: u32,
     /// `hours_stamp[id] == generation` when `hours_span[id]` holds this search's UTC working
     /// intervals of hours `id` (a range of `hours_pool`) and whether they fit the window.
@@ -103,6 +120,10 @@ pub struct SearchScratch {
     /// `Overlap` stands for "available and within radius" until their working hours decide.
     bulk: Vec<(u32, u32, RejectReason)>,
     bulk_areas: Vec<BulkArea>,
+    bulk_counts: Vec<BulkCount>,
+    /// The farthest realtor the current search's fine rings found: coarse cells wholly
+    /// beyond it hold nobody they saw.
+    fine_reach_km: f64,
     /// Whether searches must examine every candidate one by one.
     exhaustive: bool,
     /// `coarse_visited[cell] == generation` when the current search's rings visited that
@@ -110,7 +131,25 @@ pub struct SearchScratch {
     coarse_visited: FxHashMap<CellIndex, u32>,
 }
 
+/// Rings a scratch keeps before starting afresh (a metro's listings need a few thousand).
+const MAX_RINGS_KEPT: usize = 1 << 16;
+
 impl SearchScratch {
+    /// The cells at grid distance `k` from `origin`.
+    fn ring(&mut self, origin: CellIndex, k: u32) -> Arc<[CellIndex]> {
+        if let Some(ring) = self.rings.get(&(origin, k)) {
+            return Arc::clone(ring);
+        }
+        if self.rings.len() >= MAX_RINGS_KEPT {
+            self.rings.clear();
+        }
+        let mut cells = Vec::new();
+        ring_into(origin, k, &mut cells);
+        let ring: Arc<[CellIndex]> = cells.into();
+        self.rings.insert((origin, k), Arc::clone(&ring));
+        ring
+    }
+
     /// A scratch whose searches examine every candidate one by one and never rule out an area
     /// by its free-time summary: the reference the summaries are tested against. Same
     /// decisions, only slower.
@@ -128,6 +167,8 @@ impl SearchScratch {
         self.reports.clear();
         self.bulk.clear();
         self.bulk_areas.clear();
+        self.bulk_counts.clear();
+        self.fine_reach_km = 0.0;
         if self.seen.len() < entries {
             self.seen.resize(entries, 0);
         }
@@ -374,6 +415,37 @@ impl RealtorIndex {
         scratch: &mut SearchScratch,
     ) -> OutcomeCounts {
         let mut counted = OutcomeCounts::default();
+        for c in std::mem::take(&mut scratch.bulk_counts) {
+            if c.nearest > decisive {
+                continue;
+            }
+            let reason = self.area_reason(q, c.hours, scratch);
+            if c.farthest <= decisive {
+                counted[rejected_slot(RejectReason::Unavailable)] += c.unavailable;
+                counted[rejected_slot(reason)] += c.available;
+                continue;
+            }
+            let Some((_, coarse)) = &self.coarse else {
+                continue;
+            };
+            for s in coarse
+                .get(&c.cell)
+                .map_or(&[][..], |cc| &cc.slots[c.from..])
+            {
+                let distance = s.point.distance_km(target);
+                if distance <= decisive {
+                    scratch.reports.push(Seen {
+                        distance_km: distance,
+                        entry: s.entry,
+                        verdict: Verdict::Rejected(if s.available {
+                            reason
+                        } else {
+                            RejectReason::Unavailable
+                        }),
+                    });
+                }
+            }
+        }
         for a in std::mem::take(&mut scratch.bulk_areas) {
             if a.nearest > decisive {
                 continue;
@@ -654,13 +726,16 @@ impl RealtorIndex {
         let scan = k > 0 && walk.cells_seen + ring_cells > occupied;
         if scan {
             walk.exhausted = true;
+        }
+        let ring = if scan {
+            Arc::default()
         } else {
-            ring_into(walk.origin, k, &mut scratch.ring);
-            walk.cells_seen += scratch.ring.len();
+            let ring = scratch.ring(walk.origin, k);
+            walk.cells_seen += ring.len();
             walk.next_k += 1;
             walk.rings += 1;
-        }
-        let ring = std::mem::take(&mut scratch.ring);
+            ring
+        };
         match &self.coarse {
             Some((_, coarse)) if walk.coarse => {
                 if scan {
@@ -668,7 +743,7 @@ impl RealtorIndex {
                         self.visit_coarse(walk, (cell, cc), target, scratch);
                     }
                 } else {
-                    for cell in &ring {
+                    for cell in ring.iter() {
                         if let Some(cc) = coarse.get(cell) {
                             self.visit_coarse(walk, (*cell, cc), target, scratch);
                         }
@@ -681,7 +756,7 @@ impl RealtorIndex {
                         self.visit_fine(walk, slots, target, scratch);
                     }
                 } else {
-                    for cell in &ring {
+                    for cell in ring.iter() {
                         if let Some(slots) = self.cells.get(cell) {
                             self.visit_fine(walk, slots, target, scratch);
                         }
@@ -689,7 +764,6 @@ impl RealtorIndex {
                 }
             }
         }
-        scratch.ring = ring;
         Some(if scan {
             f64::INFINITY
         } else {
@@ -730,9 +804,9 @@ impl RealtorIndex {
                 }
                 _ => false,
             };
-            scratch
-                .found
-                .push((s.point.distance_km(target), *s, ruled_out));
+            let distance = s.point.distance_km(target);
+            scratch.fine_reach_km = scratch.fine_reach_km.max(distance);
+            scratch.found.push((distance, *s, ruled_out));
         }
     }
 
@@ -777,9 +851,31 @@ impl RealtorIndex {
         };
         let farthest = centre_km + cc.reach_km + 1e-6;
         let surely_within = cc.slots.partition_point(|s| s.radius_km < farthest);
+        let mut band_end = cc.slots.len();
+        // Those whose radius reaches past the whole cell are all within it: when the fine
+        // rings found none of the cell and they share their hours, count them unread.
+        if let (true, Some(hours)) = (nearest > scratch.fine_reach_km, cc.one_hours) {
+            let unavailable = cc.unavailable_from[surely_within] as usize;
+            scratch.bulk_counts.push(BulkCount {
+                nearest,
+                farthest,
+                cell,
+                from: surely_within,
+                unavailable,
+                available: cc.slots.len() - surely_within - unavailable,
+                hours,
+            });
+            band_end = surely_within;
+        }
         let first = scratch.bulk.len();
         let (t, cos_max) = (area.first_unit, area.cos_max_radius);
-        for (i, (s, r)) in cc.slots.iter().zip(&cc.reach).enumerate().skip(from) {
+        let band = from..band_end.max(from);
+        for (i, (s, r)) in cc.slots[band.clone()]
+            .iter()
+            .zip(&cc.reach[band])
+            .enumerate()
+            .map(|(i, sr)| (i + from, sr))
+        {
             let mark = &mut scratch.seen[s.entry as usize];
             if *mark == scratch.generation {
                 continue;
