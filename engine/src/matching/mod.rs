@@ -4,4 +4,6 @@ pub mod explain;
 mod free_time;
 pub mod index;
 pub mod policy;
+mod scratch;
 pub mod search;
+mod walk;

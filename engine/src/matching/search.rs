@@ -23,172 +23,28 @@
 //! start, its realtors are rejected together, each for the reason the steps above would give
 //! (status, radius, working hours, else `overlap`). Near the tour they are still recorded one
 //! by one; far out, where they come by the thousand, they are only counted.
+//!
+//! The ring walk itself is in [`super::walk`]; what a search keeps between searches, in
+//! [`super::scratch`].
 
-use std::cmp::{Ordering, Reverse};
-use std::collections::BinaryHeap;
-use std::sync::Arc;
-
-use h3o::{CellIndex, Resolution};
-use rustc_hash::FxHashMap;
+use std::cmp::Reverse;
 
 use crate::calendar::Footprint;
 use crate::feasibility::{
     check_profile, earliest_start, first_free, hours_fit, RejectReason, Scratch,
 };
-use crate::geo::{
-    distance_km, ring_bound_km, ring_into, travel_minutes_for_km, GeoPoint, Location,
-};
+use crate::geo::{distance_km, travel_minutes_for_km, GeoPoint};
 use crate::ids::RealtorId;
 use crate::matching::explain::{rejected_slot, Decision, OutcomeCounts, Seen, Verdict};
-use crate::matching::free_time::{travel_level, FreeTimeCache};
-use crate::matching::index::{CoarseCell, Reach, RealtorIndex, Slot};
+use crate::matching::index::{Reach, RealtorIndex, Slot};
 use crate::matching::policy::{Feasible, Policy};
+use crate::matching::scratch::Pending;
+pub use crate::matching::scratch::SearchScratch;
+use crate::matching::walk::AreaQuery;
 use crate::tour::TourPlan;
 
-/// A candidate waiting for evaluation, ordered by distance then entry.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Pending {
-    distance: f64,
-    entry: u32,
-}
-
-impl Eq for Pending {}
-impl PartialOrd for Pending {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Pending {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.distance
-            .total_cmp(&other.distance)
-            .then(self.entry.cmp(&other.entry))
-    }
-}
-
-/// Realtors of one coarse cell rejected together: `bulk[first..last]` of the scratch, all
-/// between `nearest` and `farthest` km from the tour.
-#[derive(Debug, Clone, Copy)]
-struct BulkArea {
-    nearest: f64,
-    farthest: f64,
-    first: usize,
-    last: usize,
-}
-
-/// Realtors of one coarse cell ruled out together and counted without being read:
-/// `slots[from..]` of `cell`, all within radius, sharing working hours `hours`.
-#[derive(Debug, Clone, Copy)]
-struct BulkCount {
-    nearest: f64,
-    farthest: f64,
-    cell: CellIndex,
-    from: usize,
-    unavailable: usize,
-    available: usize,
-    hours: u32,
-}
-
-/// Buffers reused across searches, and the free-time summaries they have built.
-#[derive(Debug, Default)]
-pub struct SearchScratch {
-    heap: BinaryHeap<Reverse<Pending>>,
-    /// Realtors the last ring found: distance, slot, and whether their area is ruled out.
-    found: Vec<(f64, Slot, bool)>,
-    feasibility: Scratch,
-    /// `seen[entry] == generation` when the current search already found that realtor.
-    seen: Vec<u32>,
-    /// Rings already enumerated, by origin cell and distance: the same listings (and nearby
-    /// ones, sharing a cell) are toured again and again, and enumerating a ring costs H3 more
-    /// than everything else a ring search does with it.
-    rings: FxHashMap<(CellIndex, u32), Arc<[CellIndex]>>,
-    generation: u32,
-    /// `hours_stamp[id] == generation` when `hours_span[id]` holds this search's UTC working
-    /// intervals of hours `id` (a range of `hours_pool`) and whether they fit the window.
-    hours_stamp: Vec<u32>,
-    hours_span: Vec<(u32, u32, bool)>,
-    hours_pool: Vec<(i64, i64)>,
-    intervals: Vec<(i64, i64)>,
-    forbidden: Vec<(i64, i64)>,
-    /// Every candidate the current search looked at.
-    reports: Vec<Seen>,
-    free_time: FreeTimeCache,
-    /// `areas[cell] == (generation, may_fit)`: whether, by its summary, someone in that coarse
-    /// cell might take the current search's tour.
-    areas: FxHashMap<CellIndex, (u32, bool)>,
-    /// Realtors rejected with their area and only counted: `(entry, hours, reason)`, where
-    /// `Overlap` stands for "available and within radius" until their working hours decide.
-    bulk: Vec<(u32, u32, RejectReason)>,
-    bulk_areas: Vec<BulkArea>,
-    bulk_counts: Vec<BulkCount>,
-    /// The farthest realtor the current search's fine rings found: coarse cells wholly
-    /// beyond it hold nobody they saw.
-    fine_reach_km: f64,
-    /// Whether searches must examine every candidate one by one.
-    exhaustive: bool,
-    /// `coarse_visited[cell] == generation` when the current search's rings visited that
-    /// coarse cell.
-    coarse_visited: FxHashMap<CellIndex, u32>,
-}
-
-/// Rings a scratch keeps before starting afresh (a metro's listings need a few thousand).
-const MAX_RINGS_KEPT: usize = 1 << 16;
-
-impl SearchScratch {
-    /// The cells at grid distance `k` from `origin`.
-    fn ring(&mut self, origin: CellIndex, k: u32) -> Arc<[CellIndex]> {
-        if let Some(ring) = self.rings.get(&(origin, k)) {
-            return Arc::clone(ring);
-        }
-        if self.rings.len() >= MAX_RINGS_KEPT {
-            self.rings.clear();
-        }
-        let mut cells = Vec::new();
-        ring_into(origin, k, &mut cells);
-        let ring: Arc<[CellIndex]> = cells.into();
-        self.rings.insert((origin, k), Arc::clone(&ring));
-        ring
-    }
-
-    /// A scratch whose searches examine every candidate one by one and never rule out an area
-    /// by its free-time summary: the reference the summaries are tested against. Same
-    /// decisions, only slower.
-    #[must_use]
-    pub fn exhaustive() -> Self {
-        Self {
-            exhaustive: true,
-            ..Self::default()
-        }
-    }
-
-    fn begin(&mut self, entries: usize, hours: usize) {
-        self.heap.clear();
-        self.hours_pool.clear();
-        self.reports.clear();
-        self.bulk.clear();
-        self.bulk_areas.clear();
-        self.bulk_counts.clear();
-        self.fine_reach_km = 0.0;
-        if self.seen.len() < entries {
-            self.seen.resize(entries, 0);
-        }
-        if self.hours_stamp.len() < hours {
-            self.hours_stamp.resize(hours, 0);
-            self.hours_span.resize(hours, (0, 0, false));
-        }
-        self.generation = self.generation.wrapping_add(1);
-        if self.generation == 0 {
-            self.seen.fill(0);
-            self.hours_stamp.fill(0);
-            self.areas.clear();
-            self.coarse_visited.clear();
-            self.generation = 1;
-        }
-    }
-}
-
 /// What every evaluation of one search shares.
-struct Query<'a> {
+pub(super) struct Query<'a> {
     fp: Footprint<'a>,
     ws: i64,
     we: i64,
@@ -196,51 +52,10 @@ struct Query<'a> {
     multi_stop: bool,
 }
 
-/// Rings walked at the index's resolution before switching to the coarse cells: enough for
-/// nearly every assignable tour (3 rings at the median), few enough that a tour nobody can
-/// take does not enumerate thousands of small cells.
-const FINE_RINGS: u32 = 8;
-
-/// Where a ring walk is: the next ring, and whether everything has been seen.
-struct Walk {
-    first: Location,
-    /// The first listing's cell at `resolution`.
-    origin: CellIndex,
-    resolution: Resolution,
-    /// Whether the walk moved on to the index's coarse cells.
-    coarse: bool,
-    next_k: u32,
-    /// Cells enumerated at `resolution`.
-    cells_seen: usize,
-    /// Rings explored, at both resolutions.
-    rings: u32,
-    /// What the fine rings proved: nobody unexplored is nearer.
-    floor: f64,
-    exhausted: bool,
-    /// What areas are ruled out for by their free-time summaries, when they may be.
-    summaries: Option<AreaQuery>,
-}
-
-/// The tour as a free-time summary sees it.
-#[derive(Debug, Clone, Copy)]
-struct AreaQuery {
-    /// `(window start, window end, duration)`.
-    window: (i64, i64, i64),
-    first: GeoPoint,
-    last: GeoPoint,
-    /// `first` on the unit sphere, and the cosine of the largest radius's angle.
-    first_unit: [f64; 3],
-    cos_max_radius: f64,
-}
-
-/// Fine rings searched one realtor at a time before summaries may rule areas out: nearly
-/// every assignable tour is settled by then (3 rings at the median), and asking costs it.
-const SUMMARIES_FROM_RING: u32 = 3;
-
 /// Travel seconds no trip of at least `km` can take less than. The millimetre of slack keeps
 /// the bound below the engine's own rounding of `travel_minutes` (distances here are at most a
 /// few hundred km, where haversine's float error is far smaller).
-fn travel_at_least(km: f64) -> i64 {
+pub(super) fn travel_at_least(km: f64) -> i64 {
     if km <= 1e-6 {
         0
     } else {
@@ -478,46 +293,17 @@ impl RealtorIndex {
 
     /// Why an available realtor within radius, whose area's summary rules the tour out, cannot
     /// take it: what [`crate::feasibility::earliest_start`] would say.
-    fn area_reason(&self, q: &Query<'_>, hours: u32, scratch: &mut SearchScratch) -> RejectReason {
+    pub(super) fn area_reason(
+        &self,
+        q: &Query<'_>,
+        hours: u32,
+        scratch: &mut SearchScratch,
+    ) -> RejectReason {
         if self.hours_for(q, hours, scratch).2 {
             RejectReason::Overlap
         } else {
             RejectReason::OutsideWorkingHours
         }
-    }
-
-    /// Whether someone in coarse cell `cell` might take the tour of `walk`, by the cell's
-    /// free-time summary (asked once per search and cell). Always true without summaries.
-    fn area_may_fit_once(
-        &self,
-        walk: &Walk,
-        (cell, cc): (CellIndex, &CoarseCell),
-        scratch: &mut SearchScratch,
-    ) -> bool {
-        let Some(area) = walk.summaries else {
-            return true;
-        };
-        if let Some(&(generation, fits)) = scratch.areas.get(&cell) {
-            if generation == scratch.generation {
-                return fits;
-            }
-        }
-        // No booked stop of the cell is nearer either end of the tour than this.
-        let least_km = cc
-            .centre
-            .distance_km(&area.first)
-            .min(cc.centre.distance_km(&area.last))
-            - cc.reach_km
-            - cc.stop_reach_km;
-        let fits = self.area_may_fit(
-            (cell, cc),
-            area.window,
-            travel_level(travel_at_least(least_km)),
-            &mut scratch.free_time,
-            &mut scratch.feasibility.zones,
-        );
-        scratch.areas.insert(cell, (scratch.generation, fits));
-        fits
     }
 
     fn query<'a>(&self, plan: &'a TourPlan) -> Query<'a> {
@@ -615,7 +401,7 @@ impl RealtorIndex {
 
     /// This search's UTC working intervals of hours `id` (a range of `scratch.hours_pool`) and
     /// whether they fit the window, converted on first use.
-    fn hours_for(
+    pub(super) fn hours_for(
         &self,
         q: &Query<'_>,
         id: u32,
@@ -673,242 +459,5 @@ impl RealtorIndex {
                     .map(|s| (e.realtor.id, d, s))
             })
             .collect()
-    }
-
-    fn walk(&self, plan: &TourPlan) -> Walk {
-        Walk {
-            first: *plan.first(),
-            origin: plan.first_cell(self.resolution),
-            resolution: self.resolution,
-            coarse: false,
-            next_k: 0,
-            cells_seen: 0,
-            rings: 0,
-            floor: 0.0,
-            exhausted: false,
-            summaries: None,
-        }
-    }
-
-    /// Explores the next ring (or, when a ring would be larger than the occupied part of the
-    /// index, everything not seen yet), putting `(distance, slot)` of each realtor found into
-    /// `scratch.found`. Returns the bound on the distance of anything still unexplored; `None`
-    /// when done.
-    fn explore(
-        &self,
-        walk: &mut Walk,
-        target: &GeoPoint,
-        scratch: &mut SearchScratch,
-    ) -> Option<f64> {
-        scratch.found.clear();
-        if walk.exhausted {
-            return None;
-        }
-        if !walk.coarse && walk.next_k >= FINE_RINGS {
-            if let Some((res, _)) = &self.coarse {
-                // Whoever the fine rings did not reach is at least this far; the coarse rings
-                // start again from the centre (finding the fine rings' realtors again, who are
-                // skipped as seen) and only add to the bound once they pass it.
-                walk.floor = ring_bound_km(self.resolution, walk.next_k - 1);
-                walk.coarse = true;
-                walk.resolution = *res;
-                walk.origin = walk.first.cell(*res);
-                walk.next_k = 0;
-                walk.cells_seen = 0;
-            }
-        }
-        let k = walk.next_k;
-        let ring_cells = if k == 0 { 1 } else { 6 * k as usize };
-        let occupied = match &self.coarse {
-            Some((_, coarse)) if walk.coarse => coarse.len(),
-            _ => self.cells.len(),
-        };
-        let scan = k > 0 && walk.cells_seen + ring_cells > occupied;
-        if scan {
-            walk.exhausted = true;
-        }
-        let ring = if scan {
-            Arc::default()
-        } else {
-            let ring = scratch.ring(walk.origin, k);
-            walk.cells_seen += ring.len();
-            walk.next_k += 1;
-            walk.rings += 1;
-            ring
-        };
-        match &self.coarse {
-            Some((_, coarse)) if walk.coarse => {
-                if scan {
-                    for (&cell, cc) in coarse {
-                        self.visit_coarse(walk, (cell, cc), target, scratch);
-                    }
-                } else {
-                    for cell in ring.iter() {
-                        if let Some(cc) = coarse.get(cell) {
-                            self.visit_coarse(walk, (*cell, cc), target, scratch);
-                        }
-                    }
-                }
-            }
-            _ => {
-                if scan {
-                    for slots in self.cells.values() {
-                        self.visit_fine(walk, slots, target, scratch);
-                    }
-                } else {
-                    for cell in ring.iter() {
-                        if let Some(slots) = self.cells.get(cell) {
-                            self.visit_fine(walk, slots, target, scratch);
-                        }
-                    }
-                }
-            }
-        }
-        Some(if scan {
-            f64::INFINITY
-        } else {
-            walk.floor.max(ring_bound_km(walk.resolution, k))
-        })
-    }
-
-    /// A fine cell of the walk: its realtors are found one by one, marked when the summary of
-    /// their coarse cell rules them out.
-    fn visit_fine(
-        &self,
-        walk: &Walk,
-        slots: &[Slot],
-        target: &GeoPoint,
-        scratch: &mut SearchScratch,
-    ) {
-        // A fine cell's realtors nearly always share one coarse cell: ask once for it.
-        let mut asked: Option<(CellIndex, bool)> = None;
-        for s in slots {
-            if scratch.seen[s.entry as usize] == scratch.generation {
-                continue;
-            }
-            scratch.seen[s.entry as usize] = scratch.generation;
-            let ruled_out = match (&self.coarse, s.coarse) {
-                (Some((_, coarse)), Some(c))
-                    if walk.summaries.is_some() && walk.next_k > SUMMARIES_FROM_RING =>
-                {
-                    match asked {
-                        Some((a, answer)) if a == c => answer,
-                        _ => {
-                            let answer = coarse
-                                .get(&c)
-                                .is_some_and(|cc| !self.area_may_fit_once(walk, (c, cc), scratch));
-                            asked = Some((c, answer));
-                            answer
-                        }
-                    }
-                }
-                _ => false,
-            };
-            let distance = s.point.distance_km(target);
-            scratch.fine_reach_km = scratch.fine_reach_km.max(distance);
-            scratch.found.push((distance, *s, ruled_out));
-        }
-    }
-
-    /// A coarse cell of the walk. Nobody in it is nearer than its centre's distance less its
-    /// reach: realtors with a smaller radius are out of radius, and as the cell sorts them
-    /// first they are passed over unread, neither looked at nor reported. When the cell's
-    /// summary rules the tour out, the others are rejected together into `scratch.bulk`,
-    /// without a distance for those whose radius reaches past the whole cell.
-    fn visit_coarse(
-        &self,
-        walk: &Walk,
-        (cell, cc): (CellIndex, &CoarseCell),
-        target: &GeoPoint,
-        scratch: &mut SearchScratch,
-    ) {
-        if walk.exhausted {
-            // The scan after the rings: cells the rings visited hold nobody new.
-            if scratch.coarse_visited.get(&cell) == Some(&scratch.generation) {
-                return;
-            }
-        } else {
-            scratch.coarse_visited.insert(cell, scratch.generation);
-        }
-        let centre_km = cc.centre.distance_km(target);
-        let nearest = centre_km - cc.reach_km - 1e-6;
-        let from = cc.slots.partition_point(|s| s.radius_km < nearest);
-        if from == cc.slots.len() {
-            return; // nobody here reaches the tour
-        }
-        let area = match walk.summaries {
-            Some(area) if !self.area_may_fit_once(walk, (cell, cc), scratch) => area,
-            _ => {
-                for s in &cc.slots[from..] {
-                    let mark = &mut scratch.seen[s.entry as usize];
-                    if *mark != scratch.generation {
-                        *mark = scratch.generation;
-                        scratch.found.push((s.point.distance_km(target), *s, false));
-                    }
-                }
-                return;
-            }
-        };
-        let farthest = centre_km + cc.reach_km + 1e-6;
-        let surely_within = cc.slots.partition_point(|s| s.radius_km < farthest);
-        let mut band_end = cc.slots.len();
-        // Those whose radius reaches past the whole cell are all within it: when the fine
-        // rings found none of the cell and they share their hours, count them unread.
-        if let (true, Some(hours)) = (nearest > scratch.fine_reach_km, cc.one_hours) {
-            let unavailable = cc.unavailable_from[surely_within] as usize;
-            scratch.bulk_counts.push(BulkCount {
-                nearest,
-                farthest,
-                cell,
-                from: surely_within,
-                unavailable,
-                available: cc.slots.len() - surely_within - unavailable,
-                hours,
-            });
-            band_end = surely_within;
-        }
-        let first = scratch.bulk.len();
-        let (t, cos_max) = (area.first_unit, area.cos_max_radius);
-        let band = from..band_end.max(from);
-        for (i, (s, r)) in cc.slots[band.clone()]
-            .iter()
-            .zip(&cc.reach[band])
-            .enumerate()
-            .map(|(i, sr)| (i + from, sr))
-        {
-            let mark = &mut scratch.seen[s.entry as usize];
-            if *mark == scratch.generation {
-                continue;
-            }
-            *mark = scratch.generation;
-            // Within radius when the angle to the tour is at most the radius's: the cosines
-            // decide, unless they are too close to call, where the haversine distance does.
-            let cos = r.unit[0] * t[0] + r.unit[1] * t[1] + r.unit[2] * t[2];
-            let beyond = |cos_limit: f64, km: f64| {
-                if (cos - cos_limit).abs() < 1e-12 {
-                    s.point.distance_km(target) > km
-                } else {
-                    cos < cos_limit
-                }
-            };
-            let within = i >= surely_within || !beyond(r.cos_radius, s.radius_km);
-            if !within && walk.exhausted && beyond(cos_max, self.max_radius_km) {
-                continue; // as in the search: nobody that far can ever serve here
-            }
-            let reason = if !s.available {
-                RejectReason::Unavailable
-            } else if !within {
-                RejectReason::OutOfRadius
-            } else {
-                RejectReason::Overlap // or outside working hours: settled at the end
-            };
-            scratch.bulk.push((s.entry, s.hours, reason));
-        }
-        scratch.bulk_areas.push(BulkArea {
-            nearest,
-            farthest,
-            first,
-            last: scratch.bulk.len(),
-        });
     }
 }

@@ -1,0 +1,157 @@
+//! What a search keeps between searches (buffers, enumerated rings, free-time summaries)
+//! and what it gathers during one (candidates, realtors ruled out with their areas).
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+use std::sync::Arc;
+
+use h3o::CellIndex;
+use rustc_hash::FxHashMap;
+
+use crate::feasibility::{RejectReason, Scratch};
+use crate::geo::ring_into;
+use crate::matching::explain::Seen;
+use crate::matching::free_time::FreeTimeCache;
+use crate::matching::index::Slot;
+
+/// A candidate waiting for evaluation, ordered by distance then entry.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Pending {
+    pub(super) distance: f64,
+    pub(super) entry: u32,
+}
+
+impl Eq for Pending {}
+impl PartialOrd for Pending {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Pending {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.distance
+            .total_cmp(&other.distance)
+            .then(self.entry.cmp(&other.entry))
+    }
+}
+
+/// Realtors of one coarse cell rejected together: `bulk[first..last]` of the scratch, all
+/// between `nearest` and `farthest` km from the tour.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct BulkArea {
+    pub(super) nearest: f64,
+    pub(super) farthest: f64,
+    pub(super) first: usize,
+    pub(super) last: usize,
+}
+
+/// Realtors of one coarse cell ruled out together and counted without being read:
+/// `slots[from..]` of `cell`, all within radius, sharing working hours `hours`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct BulkCount {
+    pub(super) nearest: f64,
+    pub(super) farthest: f64,
+    pub(super) cell: CellIndex,
+    pub(super) from: usize,
+    pub(super) unavailable: usize,
+    pub(super) available: usize,
+    pub(super) hours: u32,
+}
+
+/// Buffers reused across searches, and the free-time summaries they have built.
+#[derive(Debug, Default)]
+pub struct SearchScratch {
+    pub(super) heap: BinaryHeap<Reverse<Pending>>,
+    /// Realtors the last ring found: distance, slot, and whether their area is ruled out.
+    pub(super) found: Vec<(f64, Slot, bool)>,
+    pub(super) feasibility: Scratch,
+    /// `seen[entry] == generation` when the current search already found that realtor.
+    pub(super) seen: Vec<u32>,
+    /// Rings already enumerated, by origin cell and distance: the same listings (and nearby
+    /// ones, sharing a cell) are toured again and again, and enumerating a ring costs H3 more
+    /// than everything else a ring search does with it.
+    pub(super) rings: FxHashMap<(CellIndex, u32), Arc<[CellIndex]>>,
+    pub(super) generation: u32,
+    /// `hours_stamp[id] == generation` when `hours_span[id]` holds this search's UTC working
+    /// intervals of hours `id` (a range of `hours_pool`) and whether they fit the window.
+    pub(super) hours_stamp: Vec<u32>,
+    pub(super) hours_span: Vec<(u32, u32, bool)>,
+    pub(super) hours_pool: Vec<(i64, i64)>,
+    pub(super) intervals: Vec<(i64, i64)>,
+    pub(super) forbidden: Vec<(i64, i64)>,
+    /// Every candidate the current search looked at.
+    pub(super) reports: Vec<Seen>,
+    pub(super) free_time: FreeTimeCache,
+    /// `areas[cell] == (generation, may_fit)`: whether, by its summary, someone in that coarse
+    /// cell might take the current search's tour.
+    pub(super) areas: FxHashMap<CellIndex, (u32, bool)>,
+    /// Realtors rejected with their area and only counted: `(entry, hours, reason)`, where
+    /// `Overlap` stands for "available and within radius" until their working hours decide.
+    pub(super) bulk: Vec<(u32, u32, RejectReason)>,
+    pub(super) bulk_areas: Vec<BulkArea>,
+    pub(super) bulk_counts: Vec<BulkCount>,
+    /// The farthest realtor the current search's fine rings found: coarse cells wholly
+    /// beyond it hold nobody they saw.
+    pub(super) fine_reach_km: f64,
+    /// Whether searches must examine every candidate one by one.
+    pub(super) exhaustive: bool,
+    /// `coarse_visited[cell] == generation` when the current search's rings visited that
+    /// coarse cell.
+    pub(super) coarse_visited: FxHashMap<CellIndex, u32>,
+}
+
+/// Rings a scratch keeps before starting afresh (a metro's listings need a few thousand).
+const MAX_RINGS_KEPT: usize = 1 << 14;
+
+impl SearchScratch {
+    /// The cells at grid distance `k` from `origin`.
+    pub(super) fn ring(&mut self, origin: CellIndex, k: u32) -> Arc<[CellIndex]> {
+        if let Some(ring) = self.rings.get(&(origin, k)) {
+            return Arc::clone(ring);
+        }
+        if self.rings.len() >= MAX_RINGS_KEPT {
+            self.rings.clear();
+        }
+        let mut cells = Vec::new();
+        ring_into(origin, k, &mut cells);
+        let ring: Arc<[CellIndex]> = cells.into();
+        self.rings.insert((origin, k), Arc::clone(&ring));
+        ring
+    }
+
+    /// A scratch whose searches examine every candidate one by one and never rule out an area
+    /// by its free-time summary: the reference the summaries are tested against. Same
+    /// decisions, only slower.
+    #[must_use]
+    pub fn exhaustive() -> Self {
+        Self {
+            exhaustive: true,
+            ..Self::default()
+        }
+    }
+
+    pub(super) fn begin(&mut self, entries: usize, hours: usize) {
+        self.heap.clear();
+        self.hours_pool.clear();
+        self.reports.clear();
+        self.bulk.clear();
+        self.bulk_areas.clear();
+        self.bulk_counts.clear();
+        self.fine_reach_km = 0.0;
+        if self.seen.len() < entries {
+            self.seen.resize(entries, 0);
+        }
+        if self.hours_stamp.len() < hours {
+            self.hours_stamp.resize(hours, 0);
+            self.hours_span.resize(hours, (0, 0, false));
+        }
+        self.generation = self.generation.wrapping_add(1);
+        if self.generation == 0 {
+            self.seen.fill(0);
+            self.hours_stamp.fill(0);
+            self.areas.clear();
+            self.coarse_visited.clear();
+            self.generation = 1;
+        }
+    }
+}

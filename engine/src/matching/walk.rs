@@ -1,0 +1,333 @@
+//! The ring walk of a search: which cells it visits in what order, what it finds there, and
+//! which coarse cells it rules out whole by their free-time summaries.
+//!
+//! Rings at the index's resolution first (`FINE_RINGS` of them), then rings of coarse cells
+//! (two resolutions up), where realtors whose radius cannot reach the tour are passed over
+//! unread; when a ring would have more cells than the index has occupied ones, the rest is
+//! scanned instead.
+
+use std::sync::Arc;
+
+use h3o::{CellIndex, Resolution};
+
+use crate::feasibility::RejectReason;
+use crate::geo::{ring_bound_km, GeoPoint, Location};
+use crate::matching::free_time::travel_level;
+use crate::matching::index::{CoarseCell, RealtorIndex, Slot};
+use crate::matching::scratch::{BulkArea, BulkCount, SearchScratch};
+use crate::matching::search::travel_at_least;
+use crate::tour::TourPlan;
+
+/// Rings walked at the index's resolution before switching to the coarse cells: enough for
+/// nearly every assignable tour (3 rings at the median), few enough that a tour nobody can
+/// take does not enumerate thousands of small cells.
+pub(super) const FINE_RINGS: u32 = 8;
+
+/// Where a ring walk is: the next ring, and whether everything has been seen.
+pub(super) struct Walk {
+    pub(super) first: Location,
+    /// The first listing's cell at `resolution`.
+    pub(super) origin: CellIndex,
+    pub(super) resolution: Resolution,
+    /// Whether the walk moved on to the index's coarse cells.
+    pub(super) coarse: bool,
+    pub(super) next_k: u32,
+    /// Cells enumerated at `resolution`.
+    pub(super) cells_seen: usize,
+    /// Rings explored, at both resolutions.
+    pub(super) rings: u32,
+    /// What the fine rings proved: nobody unexplored is nearer.
+    pub(super) floor: f64,
+    pub(super) exhausted: bool,
+    /// What areas are ruled out for by their free-time summaries, when they may be.
+    pub(super) summaries: Option<AreaQuery>,
+}
+
+/// The tour as a free-time summary sees it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct AreaQuery {
+    /// `(window start, window end, duration)`.
+    pub(super) window: (i64, i64, i64),
+    pub(super) first: GeoPoint,
+    pub(super) last: GeoPoint,
+    /// `first` on the unit sphere, and the cosine of the largest radius's angle.
+    pub(super) first_unit: [f64; 3],
+    pub(super) cos_max_radius: f64,
+}
+
+/// Fine rings searched one realtor at a time before summaries may rule areas out: nearly
+/// every assignable tour is settled by then (3 rings at the median), and asking costs it.
+pub(super) const SUMMARIES_FROM_RING: u32 = 3;
+
+impl RealtorIndex {
+    /// Whether someone in coarse cell `cell` might take the tour of `walk`, by the cell's
+    /// free-time summary (asked once per search and cell). Always true without summaries.
+    pub(super) fn area_may_fit_once(
+        &self,
+        walk: &Walk,
+        (cell, cc): (CellIndex, &CoarseCell),
+        scratch: &mut SearchScratch,
+    ) -> bool {
+        let Some(area) = walk.summaries else {
+            return true;
+        };
+        if let Some(&(generation, fits)) = scratch.areas.get(&cell) {
+            if generation == scratch.generation {
+                return fits;
+            }
+        }
+        // No booked stop of the cell is nearer either end of the tour than this.
+        let least_km = cc
+            .centre
+            .distance_km(&area.first)
+            .min(cc.centre.distance_km(&area.last))
+            - cc.reach_km
+            - cc.stop_reach_km;
+        let fits = self.area_may_fit(
+            (cell, cc),
+            area.window,
+            travel_level(travel_at_least(least_km)),
+            &mut scratch.free_time,
+            &mut scratch.feasibility.zones,
+        );
+        scratch.areas.insert(cell, (scratch.generation, fits));
+        fits
+    }
+
+    pub(super) fn walk(&self, plan: &TourPlan) -> Walk {
+        Walk {
+            first: *plan.first(),
+            origin: plan.first_cell(self.resolution),
+            resolution: self.resolution,
+            coarse: false,
+            next_k: 0,
+            cells_seen: 0,
+            rings: 0,
+            floor: 0.0,
+            exhausted: false,
+            summaries: None,
+        }
+    }
+
+    /// Explores the next ring (or, when a ring would be larger than the occupied part of the
+    /// index, everything not seen yet), putting `(distance, slot)` of each realtor found into
+    /// `scratch.found`. Returns the bound on the distance of anything still unexplored; `None`
+    /// when done.
+    pub(super) fn explore(
+        &self,
+        walk: &mut Walk,
+        target: &GeoPoint,
+        scratch: &mut SearchScratch,
+    ) -> Option<f64> {
+        scratch.found.clear();
+        if walk.exhausted {
+            return None;
+        }
+        if !walk.coarse && walk.next_k >= FINE_RINGS {
+            if let Some((res, _)) = &self.coarse {
+                // Whoever the fine rings did not reach is at least this far; the coarse rings
+                // start again from the centre (finding the fine rings' realtors again, who are
+                // skipped as seen) and only add to the bound once they pass it.
+                walk.floor = ring_bound_km(self.resolution, walk.next_k - 1);
+                walk.coarse = true;
+                walk.resolution = *res;
+                walk.origin = walk.first.cell(*res);
+                walk.next_k = 0;
+                walk.cells_seen = 0;
+            }
+        }
+        let k = walk.next_k;
+        let ring_cells = if k == 0 { 1 } else { 6 * k as usize };
+        let occupied = match &self.coarse {
+            Some((_, coarse)) if walk.coarse => coarse.len(),
+            _ => self.cells.len(),
+        };
+        let scan = k > 0 && walk.cells_seen + ring_cells > occupied;
+        if scan {
+            walk.exhausted = true;
+        }
+        let ring = if scan {
+            Arc::default()
+        } else {
+            let ring = scratch.ring(walk.origin, k);
+            walk.cells_seen += ring.len();
+            walk.next_k += 1;
+            walk.rings += 1;
+            ring
+        };
+        match &self.coarse {
+            Some((_, coarse)) if walk.coarse => {
+                if scan {
+                    for (&cell, cc) in coarse {
+                        self.visit_coarse(walk, (cell, cc), target, scratch);
+                    }
+                } else {
+                    for cell in ring.iter() {
+                        if let Some(cc) = coarse.get(cell) {
+                            self.visit_coarse(walk, (*cell, cc), target, scratch);
+                        }
+                    }
+                }
+            }
+            _ => {
+                if scan {
+                    for slots in self.cells.values() {
+                        self.visit_fine(walk, slots, target, scratch);
+                    }
+                } else {
+                    for cell in ring.iter() {
+                        if let Some(slots) = self.cells.get(cell) {
+                            self.visit_fine(walk, slots, target, scratch);
+                        }
+                    }
+                }
+            }
+        }
+        Some(if scan {
+            f64::INFINITY
+        } else {
+            walk.floor.max(ring_bound_km(walk.resolution, k))
+        })
+    }
+
+    /// A fine cell of the walk: its realtors are found one by one, marked when the summary of
+    /// their coarse cell rules them out.
+    pub(super) fn visit_fine(
+        &self,
+        walk: &Walk,
+        slots: &[Slot],
+        target: &GeoPoint,
+        scratch: &mut SearchScratch,
+    ) {
+        // A fine cell's realtors nearly always share one coarse cell: ask once for it.
+        let mut asked: Option<(CellIndex, bool)> = None;
+        for s in slots {
+            if scratch.seen[s.entry as usize] == scratch.generation {
+                continue;
+            }
+            scratch.seen[s.entry as usize] = scratch.generation;
+            let ruled_out = match (&self.coarse, s.coarse) {
+                (Some((_, coarse)), Some(c))
+                    if walk.summaries.is_some() && walk.next_k > SUMMARIES_FROM_RING =>
+                {
+                    match asked {
+                        Some((a, answer)) if a == c => answer,
+                        _ => {
+                            let answer = coarse
+                                .get(&c)
+                                .is_some_and(|cc| !self.area_may_fit_once(walk, (c, cc), scratch));
+                            asked = Some((c, answer));
+                            answer
+                        }
+                    }
+                }
+                _ => false,
+            };
+            let distance = s.point.distance_km(target);
+            scratch.fine_reach_km = scratch.fine_reach_km.max(distance);
+            scratch.found.push((distance, *s, ruled_out));
+        }
+    }
+
+    /// A coarse cell of the walk. Nobody in it is nearer than its centre's distance less its
+    /// reach: realtors with a smaller radius are out of radius, and as the cell sorts them
+    /// first they are passed over unread, neither looked at nor reported. When the cell's
+    /// summary rules the tour out, the others are rejected together into `scratch.bulk`,
+    /// without a distance for those whose radius reaches past the whole cell.
+    pub(super) fn visit_coarse(
+        &self,
+        walk: &Walk,
+        (cell, cc): (CellIndex, &CoarseCell),
+        target: &GeoPoint,
+        scratch: &mut SearchScratch,
+    ) {
+        if walk.exhausted {
+            // The scan after the rings: cells the rings visited hold nobody new.
+            if scratch.coarse_visited.get(&cell) == Some(&scratch.generation) {
+                return;
+            }
+        } else {
+            scratch.coarse_visited.insert(cell, scratch.generation);
+        }
+        let centre_km = cc.centre.distance_km(target);
+        let nearest = centre_km - cc.reach_km - 1e-6;
+        let from = cc.slots.partition_point(|s| s.radius_km < nearest);
+        if from == cc.slots.len() {
+            return; // nobody here reaches the tour
+        }
+        let area = match walk.summaries {
+            Some(area) if !self.area_may_fit_once(walk, (cell, cc), scratch) => area,
+            _ => {
+                for s in &cc.slots[from..] {
+                    let mark = &mut scratch.seen[s.entry as usize];
+                    if *mark != scratch.generation {
+                        *mark = scratch.generation;
+                        scratch.found.push((s.point.distance_km(target), *s, false));
+                    }
+                }
+                return;
+            }
+        };
+        let farthest = centre_km + cc.reach_km + 1e-6;
+        let surely_within = cc.slots.partition_point(|s| s.radius_km < farthest);
+        let mut band_end = cc.slots.len();
+        // Those whose radius reaches past the whole cell are all within it: when the fine
+        // rings found none of the cell and they share their hours, count them unread.
+        if let (true, Some(hours)) = (nearest > scratch.fine_reach_km, cc.one_hours) {
+            let unavailable = cc.unavailable_from[surely_within] as usize;
+            scratch.bulk_counts.push(BulkCount {
+                nearest,
+                farthest,
+                cell,
+                from: surely_within,
+                unavailable,
+                available: cc.slots.len() - surely_within - unavailable,
+                hours,
+            });
+            band_end = surely_within;
+        }
+        let first = scratch.bulk.len();
+        let (t, cos_max) = (area.first_unit, area.cos_max_radius);
+        let band = from..band_end.max(from);
+        for (i, (s, r)) in cc.slots[band.clone()]
+            .iter()
+            .zip(&cc.reach[band])
+            .enumerate()
+            .map(|(i, sr)| (i + from, sr))
+        {
+            let mark = &mut scratch.seen[s.entry as usize];
+            if *mark == scratch.generation {
+                continue;
+            }
+            *mark = scratch.generation;
+            // Within radius when the angle to the tour is at most the radius's: the cosines
+            // decide, unless they are too close to call, where the haversine distance does.
+            let cos = r.unit[0] * t[0] + r.unit[1] * t[1] + r.unit[2] * t[2];
+            let beyond = |cos_limit: f64, km: f64| {
+                if (cos - cos_limit).abs() < 1e-12 {
+                    s.point.distance_km(target) > km
+                } else {
+                    cos < cos_limit
+                }
+            };
+            let within = i >= surely_within || !beyond(r.cos_radius, s.radius_km);
+            if !within && walk.exhausted && beyond(cos_max, self.max_radius_km) {
+                continue; // as in the search: nobody that far can ever serve here
+            }
+            let reason = if !s.available {
+                RejectReason::Unavailable
+            } else if !within {
+                RejectReason::OutOfRadius
+            } else {
+                RejectReason::Overlap // or outside working hours: settled at the end
+            };
+            scratch.bulk.push((s.entry, s.hours, reason));
+        }
+        scratch.bulk_areas.push(BulkArea {
+            nearest,
+            farthest,
+            first,
+            last: scratch.bulk.len(),
+        });
+    }
+}
