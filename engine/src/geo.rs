@@ -100,11 +100,10 @@ impl Location {
     }
 }
 
-/// A location pre-digested for fast haversine: radians and the latitude's cosine.
+/// A location pre-digested for fast haversine: the latitude's cosine and the sines and cosines
+/// of half the latitude and longitude.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GeoPoint {
-    lat_rad: f64,
-    lng_rad: f64,
     cos_lat: f64,
     /// Sine and cosine of half the latitude and of half the longitude: the haversine's
     /// `sin(dlat / 2)` and `sin(dlng / 2)` follow from them by the angle-difference identity,
@@ -118,8 +117,6 @@ impl GeoPoint {
         let lat_rad = lat.to_radians();
         let lng_rad = lng.to_radians();
         Self {
-            lat_rad,
-            lng_rad,
             cos_lat: lat_rad.cos(),
             half_lat: (lat_rad * 0.5).sin_cos(),
             half_lng: (lng_rad * 0.5).sin_cos(),
@@ -143,7 +140,8 @@ impl GeoPoint {
             };
             (floor as i64, edge) // saturating
         };
-        (key(self.lat_rad), key(self.lng_rad))
+        let angle = |(sin, cos): (f64, f64)| 2.0 * sin.atan2(cos);
+        (key(angle(self.half_lat)), key(angle(self.half_lng)))
     }
 
     /// The square of [`GeoPoint::square`] alone.
@@ -155,11 +153,13 @@ impl GeoPoint {
     /// The point on the unit sphere: two points' dot product is the cosine of the angle
     /// between them, a cheap stand-in for comparing a distance with a fixed one.
     pub(crate) fn unit(&self) -> [f64; 3] {
-        let (sin_lng, cos_lng) = self.lng_rad.sin_cos();
+        // Double-angle formulas from the halves kept.
+        let double = |(sin, cos): (f64, f64)| (2.0 * sin * cos, cos * cos - sin * sin);
+        let (sin_lng, cos_lng) = double(self.half_lng);
         [
             self.cos_lat * cos_lng,
             self.cos_lat * sin_lng,
-            self.lat_rad.sin(),
+            double(self.half_lat).0,
         ]
     }
 

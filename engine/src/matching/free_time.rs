@@ -47,7 +47,7 @@ pub(super) fn travel_level(least_seconds: i64) -> u8 {
         .map_or(0, |i| i as u8)
 }
 /// Summaries a scratch keeps before starting afresh (about 1.2 KB each).
-const MAX_KEPT: usize = 8192;
+const MAX_KEPT: usize = 1 << 16;
 
 static NEXT_VERSION: AtomicU64 = AtomicU64::new(1);
 

@@ -3,7 +3,6 @@
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
-use std::sync::Arc;
 
 use h3o::CellIndex;
 use rustc_hash::FxHashMap;
@@ -70,7 +69,11 @@ pub struct SearchScratch {
     /// Rings already enumerated, by origin cell and distance: the same listings (and nearby
     /// ones, sharing a cell) are toured again and again, and enumerating a ring costs H3 more
     /// than everything else a ring search does with it.
-    pub(super) rings: FxHashMap<(CellIndex, u32), Arc<[CellIndex]>>,
+    /// Each ring is a range of `ring_cells`: one lookup, then cells side by side.
+    pub(super) rings: FxHashMap<(CellIndex, u32), (u32, u32)>,
+    pub(super) ring_cells: Vec<CellIndex>,
+    /// A ring being enumerated.
+    pub(super) ring: Vec<CellIndex>,
     pub(super) generation: u32,
     /// `hours_stamp[id] == generation` when `hours_span[id]` holds this search's UTC working
     /// intervals of hours `id` (a range of `hours_pool`) and whether they fit the window.
@@ -101,22 +104,27 @@ pub struct SearchScratch {
 }
 
 /// Rings a scratch keeps before starting afresh (a metro's listings need a few thousand).
-const MAX_RINGS_KEPT: usize = 1 << 14;
+const MAX_RINGS_KEPT: usize = 1 << 20;
 
 impl SearchScratch {
     /// The cells at grid distance `k` from `origin`.
-    pub(super) fn ring(&mut self, origin: CellIndex, k: u32) -> Arc<[CellIndex]> {
-        if let Some(ring) = self.rings.get(&(origin, k)) {
-            return Arc::clone(ring);
+    /// The cells at grid distance `k` from `origin`: a range of `ring_cells`, valid until the
+    /// next call.
+    pub(super) fn ring(&mut self, origin: CellIndex, k: u32) -> std::ops::Range<usize> {
+        if let Some(&(from, to)) = self.rings.get(&(origin, k)) {
+            return from as usize..to as usize;
         }
-        if self.rings.len() >= MAX_RINGS_KEPT {
+        if self.rings.len() >= MAX_RINGS_KEPT || self.ring_cells.len() > u32::MAX as usize / 2 {
             self.rings.clear();
+            self.ring_cells.clear();
         }
-        let mut cells = Vec::new();
-        ring_into(origin, k, &mut cells);
-        let ring: Arc<[CellIndex]> = cells.into();
-        self.rings.insert((origin, k), Arc::clone(&ring));
-        ring
+        ring_into(origin, k, &mut self.ring);
+        let from = self.ring_cells.len();
+        self.ring_cells.extend_from_slice(&self.ring);
+        let to = self.ring_cells.len();
+        // Both fit: `ring_cells` is kept under u32::MAX / 2.
+        self.rings.insert((origin, k), (from as u32, to as u32));
+        from..to
     }
 
     /// A scratch whose searches examine every candidate one by one and never rule out an area

@@ -109,7 +109,7 @@ impl RealtorIndex {
         if !scratch.exhaustive
             && plan.declined.is_empty()
             && !self.near_booked_stop(plan.first())
-            && !self.near_booked_stop(plan.last())
+            && (plan.stops.len() == 1 || !self.near_booked_stop(plan.last()))
         {
             walk.summaries = Some(AreaQuery {
                 window: (q.ws, q.we, q.fp.duration),

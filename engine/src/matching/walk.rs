@@ -6,8 +6,6 @@
 //! unread; when a ring would have more cells than the index has occupied ones, the rest is
 //! scanned instead.
 
-use std::sync::Arc;
-
 use h3o::{CellIndex, Resolution};
 
 use crate::feasibility::RejectReason;
@@ -147,7 +145,7 @@ impl RealtorIndex {
             walk.exhausted = true;
         }
         let ring = if scan {
-            Arc::default()
+            0..0
         } else {
             let ring = scratch.ring(walk.origin, k);
             walk.cells_seen += ring.len();
@@ -162,9 +160,10 @@ impl RealtorIndex {
                         self.visit_coarse(walk, (cell, cc), target, scratch);
                     }
                 } else {
-                    for cell in ring.iter() {
-                        if let Some(cc) = coarse.get(cell) {
-                            self.visit_coarse(walk, (*cell, cc), target, scratch);
+                    for at in ring {
+                        let cell = scratch.ring_cells[at];
+                        if let Some(cc) = coarse.get(&cell) {
+                            self.visit_coarse(walk, (cell, cc), target, scratch);
                         }
                     }
                 }
@@ -175,8 +174,8 @@ impl RealtorIndex {
                         self.visit_fine(walk, slots, target, scratch);
                     }
                 } else {
-                    for cell in ring.iter() {
-                        if let Some(slots) = self.cells.get(cell) {
+                    for at in ring {
+                        if let Some(slots) = self.cells.get(&scratch.ring_cells[at]) {
                             self.visit_fine(walk, slots, target, scratch);
                         }
                     }
