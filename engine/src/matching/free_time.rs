@@ -15,12 +15,19 @@
 //! window has such a stretch, nobody in the cell can take the tour, whatever their distance:
 //! the search rejects them all together, each for the reason CONTRACT 5.3 gives them.
 //!
-//! A summary is built on first use (a few hundred realtors, one pass over a day of each
-//! calendar) and kept in the searcher's scratch, tagged with the cell's version: every change
-//! to the cell's realtors (a booking, a release, a move, new hours) gives the cell a new
-//! version, drawn from one global counter so that no two states of any index share one.
+//! The index owns its summaries. A search builds one on first use (a few hundred realtors, one
+//! pass over a day of each calendar) under a mutex held for that one question, so the index
+//! stays shareable. The index keeps them true as calendars change, cheaply:
+//! - a booking only takes free time away, so every summary stays a valid over-estimate; it is
+//!   only counted, and a summary that has missed many bookings is rebuilt on its next use
+//!   (to prove as much as it can again);
+//! - a released booking gives its realtor free time back: their new stretches are merged into
+//!   the summaries of the days around it (a maximum, so merging one realtor is exact);
+//! - a realtor added, moved or given new hours changes the cell's version, and its summaries
+//!   are rebuilt on next use.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use h3o::CellIndex;
 use rustc_hash::FxHashMap;
@@ -46,20 +53,31 @@ pub(super) fn travel_level(least_seconds: i64) -> u8 {
         .rposition(|&l| l <= least_seconds)
         .map_or(0, |i| i as u8)
 }
-/// Summaries a scratch keeps before starting afresh (about 1.2 KB each).
-const MAX_KEPT: usize = 1 << 16;
+/// Summaries an index keeps before starting afresh (about 1.2 KB each).
+const MAX_KEPT: usize = 1 << 15;
 
 static NEXT_VERSION: AtomicU64 = AtomicU64::new(1);
 
-/// A version no state of any index has had yet.
+/// A version no cell of any index has had yet.
 pub(crate) fn next_version() -> u64 {
     NEXT_VERSION.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Days whose summaries a change to a calendar in `[from, to)` can touch: a free stretch
+/// lies within one working interval (at most a day and an hour) and keeps at most the
+/// largest buffer from a booking.
+fn days_around(from: i64, to: i64) -> std::ops::RangeInclusive<i64> {
+    let margin = DAY + 3600 + LEVELS[LEVELS.len() - 1];
+    (from - margin).div_euclid(DAY)..=(to + margin).div_euclid(DAY)
 }
 
 /// One coarse cell's free time on one UTC day.
 #[derive(Debug)]
 struct DaySummary {
     version: u64,
+    /// Bookings made in the cell around this day since it was built: each one may have taken
+    /// free time this summary still counts.
+    missed_bookings: u32,
     /// Minutes (rounded up) from grid point `i` to the end of the longest free stretch
     /// holding it; 0 when nobody is free there.
     at: [u16; POINTS],
@@ -79,6 +97,7 @@ impl DaySummary {
     fn empty(version: u64) -> Self {
         Self {
             version,
+            missed_bookings: 0,
             at: [0; POINTS],
             within: [0; POINTS],
             hour: [0; POINTS / HOUR],
@@ -147,7 +166,30 @@ impl DaySummary {
     }
 }
 
-/// A searcher's summaries, and the buffers that build them.
+/// An index's summaries, behind a mutex: searches (`&self`) build them, the index's writers
+/// (`&mut self`) reach them without locking.
+#[derive(Debug, Default)]
+pub(crate) struct Summaries(Mutex<FreeTimeCache>);
+
+impl Clone for Summaries {
+    /// A copy of an index starts without summaries: they are rebuilt on use.
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl Summaries {
+    fn lock(&self) -> MutexGuard<'_, FreeTimeCache> {
+        // A panic while building leaves at worst a summary being replaced: still usable.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn get_mut(&mut self) -> &mut FreeTimeCache {
+        self.0.get_mut().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A cell's summaries and the buffers that build them.
 #[derive(Debug, Default)]
 pub(crate) struct FreeTimeCache {
     days: FxHashMap<(CellIndex, i64, u8), Box<DaySummary>>,
@@ -167,20 +209,23 @@ impl RealtorIndex {
         (cell, cc): (CellIndex, &CoarseCell),
         (ws, we, d): (i64, i64, i64),
         level: u8,
-        cache: &mut FreeTimeCache,
         zones: &mut ZoneMemo,
     ) -> bool {
         let last_start = we - d;
         if last_start < ws {
             return false;
         }
+        let mut cache = self.summaries.lock();
+        let cache = &mut *cache;
+        // Enough missed bookings to make a summary of this cell worth building again.
+        let worth_rebuilding = (cc.slots.len() as u32 / 4).max(8);
         for day in ws.div_euclid(DAY)..=last_start.div_euclid(DAY) {
             let day = day * DAY;
             let key = (cell, day, level);
             let fresh = cache
                 .days
                 .get(&key)
-                .is_some_and(|s| s.version == cc.version);
+                .is_some_and(|s| s.version == cc.version && s.missed_bookings < worth_rebuilding);
             if !fresh {
                 let built = self.summarise(cc, day, LEVELS[usize::from(level)], cache, zones);
                 if cache.days.len() >= MAX_KEPT {
@@ -235,6 +280,58 @@ impl RealtorIndex {
             }
         }
         summary
+    }
+
+    /// A booking was made on entry `idx`'s calendar: the summaries around it now count free
+    /// time that is gone (still valid over-estimates); note it.
+    pub(super) fn summaries_booked(&mut self, idx: u32, (from, to): (i64, i64)) {
+        let Some(cell) = self.entries[idx as usize].coarse_cell else {
+            return;
+        };
+        let cache = self.summaries.get_mut();
+        for day in days_around(from, to) {
+            for level in 0..LEVELS.len() as u8 {
+                if let Some(s) = cache.days.get_mut(&(cell, day * DAY, level)) {
+                    s.missed_bookings = s.missed_bookings.saturating_add(1);
+                }
+            }
+        }
+    }
+
+    /// A booking on entry `idx`'s calendar was released: merges the realtor's free stretches
+    /// of the days around it into the summaries there (the rest of each summary is unchanged).
+    pub(super) fn summaries_released(&mut self, idx: u32, (from, to): (i64, i64)) {
+        let e = &self.entries[idx as usize];
+        let Some(cell) = e.coarse_cell else {
+            return;
+        };
+        let cache = self.summaries.get_mut();
+        let hours = &self.hours[e.hours as usize];
+        let mut zones = ZoneMemo::default();
+        for day in days_around(from, to) {
+            let day = day * DAY;
+            let mut converted = false;
+            for level in 0..LEVELS.len() as u8 {
+                let Some(summary) = cache.days.get_mut(&(cell, day, level)) else {
+                    continue;
+                };
+                if !converted {
+                    hours.utc_intervals(day, day + DAY, &mut cache.intervals, &mut zones);
+                    converted = true;
+                }
+                for &interval in &cache.intervals {
+                    cache.stretches.clear();
+                    e.calendar.free_stretches(
+                        interval,
+                        LEVELS[usize::from(level)],
+                        &mut cache.stretches,
+                    );
+                    for &stretch in &cache.stretches {
+                        summary.add(day, stretch);
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -11,7 +11,7 @@ use crate::calendar::{Booking, Calendar};
 use crate::feasibility::{check_start, RejectReason, Scratch};
 use crate::geo::{distance_km, GeoPoint, Location, EARTH_RADIUS_KM};
 use crate::ids::{RealtorId, TourId};
-use crate::matching::free_time::next_version;
+use crate::matching::free_time::{next_version, Summaries};
 use crate::realtor::{Realtor, RealtorStatus};
 use crate::time::WorkingHours;
 use crate::tour::TourPlan;
@@ -147,6 +147,8 @@ pub struct RealtorIndex {
     /// of them may need no travel from or to that booking, which the free-time summaries
     /// assume it does.
     booked_stops: FxHashMap<(i64, i64), u32>,
+    /// Free-time summaries of the coarse cells, built by searches (see [`super::free_time`]).
+    pub(super) summaries: Summaries,
 }
 
 impl Default for RealtorIndex {
@@ -172,6 +174,7 @@ impl RealtorIndex {
             hours: Vec::new(),
             hours_by_fingerprint: FxHashMap::default(),
             booked_stops: FxHashMap::default(),
+            summaries: Summaries::default(),
         }
     }
 
@@ -426,7 +429,7 @@ impl RealtorIndex {
         let idx = *self.by_id.get(&realtor)?;
         let booking = self.entries[idx as usize].calendar.remove(tour)?;
         self.unregister_stops(&booking);
-        self.calendar_changed(idx);
+        self.summaries_released(idx, (booking.start, booking.end));
         Some(booking)
     }
 
@@ -441,7 +444,8 @@ impl RealtorIndex {
                 .entry(stop.point().square_key())
                 .or_insert(0) += 1;
         }
-        self.calendar_changed(idx);
+        self.stop_reach_grew(idx);
+        self.summaries_booked(idx, (booking.start, booking.end));
     }
 
     fn unregister_stops(&mut self, booking: &Booking) {
@@ -456,12 +460,11 @@ impl RealtorIndex {
         }
     }
 
-    /// The free time of entry `idx` changed: its coarse cell's summaries are stale.
-    fn calendar_changed(&mut self, idx: u32) {
+    /// Entry `idx` may have booked a stop farther from home than any before.
+    fn stop_reach_grew(&mut self, idx: u32) {
         let e = &self.entries[idx as usize];
         if let (Some((_, coarse)), Some(c)) = (self.coarse.as_mut(), e.coarse_cell) {
             if let Some(cc) = coarse.get_mut(&c) {
-                cc.version = next_version();
                 cc.stop_reach_km = cc.stop_reach_km.max(e.calendar.reach_km());
             }
         }

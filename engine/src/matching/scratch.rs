@@ -1,4 +1,4 @@
-//! What a search keeps between searches (buffers, enumerated rings, free-time summaries)
+//! What a search keeps between searches (buffers, enumerated rings)
 //! and what it gathers during one (candidates, realtors ruled out with their areas).
 
 use std::cmp::{Ordering, Reverse};
@@ -10,7 +10,6 @@ use rustc_hash::FxHashMap;
 use crate::feasibility::{RejectReason, Scratch};
 use crate::geo::ring_into;
 use crate::matching::explain::Seen;
-use crate::matching::free_time::FreeTimeCache;
 use crate::matching::index::Slot;
 
 /// A candidate waiting for evaluation, ordered by distance then entry.
@@ -57,7 +56,7 @@ pub(super) struct BulkCount {
     pub(super) hours: u32,
 }
 
-/// Buffers reused across searches, and the free-time summaries they have built.
+/// Buffers reused across searches, and the rings they have enumerated.
 #[derive(Debug, Default)]
 pub struct SearchScratch {
     pub(super) heap: BinaryHeap<Reverse<Pending>>,
@@ -84,7 +83,6 @@ pub struct SearchScratch {
     pub(super) forbidden: Vec<(i64, i64)>,
     /// Every candidate the current search looked at.
     pub(super) reports: Vec<Seen>,
-    pub(super) free_time: FreeTimeCache,
     /// `areas[cell] == (generation, may_fit)`: whether, by its summary, someone in that coarse
     /// cell might take the current search's tour.
     pub(super) areas: FxHashMap<CellIndex, (u32, bool)>,

@@ -85,7 +85,6 @@ impl RealtorIndex {
             (cell, cc),
             area.window,
             travel_level(travel_at_least(least_km)),
-            &mut scratch.free_time,
             &mut scratch.feasibility.zones,
         );
         scratch.areas.insert(cell, (scratch.generation, fits));
