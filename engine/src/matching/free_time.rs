@@ -198,6 +198,8 @@ pub(crate) struct FreeTimeCache {
     intervals: Vec<(i64, i64)>,
     pool: Vec<(i64, i64)>,
     stretches: Vec<(i64, i64)>,
+    /// Time zone conversions for merging released time (searches bring their own).
+    zones: ZoneMemo,
 }
 
 impl RealtorIndex {
@@ -217,8 +219,9 @@ impl RealtorIndex {
         }
         let mut cache = self.summaries.lock();
         let cache = &mut *cache;
-        // Enough missed bookings to make a summary of this cell worth building again.
-        let worth_rebuilding = (cc.slots.len() as u32 / 4).max(8);
+        // Enough missed bookings to make a summary of this cell worth building again: as many
+        // as the cell has realtors (a busy city books all the time; a rebuild reads them all).
+        let worth_rebuilding = u32::try_from(cc.slots.len()).unwrap_or(u32::MAX).max(8);
         for day in ws.div_euclid(DAY)..=last_start.div_euclid(DAY) {
             let day = day * DAY;
             let key = (cell, day, level);
@@ -289,7 +292,8 @@ impl RealtorIndex {
             return;
         };
         let cache = self.summaries.get_mut();
-        for day in days_around(from, to) {
+        // Only the days it lies on: elsewhere it takes little, if anything.
+        for day in from.div_euclid(DAY)..=(to - 1).div_euclid(DAY) {
             for level in 0..LEVELS.len() as u8 {
                 if let Some(s) = cache.days.get_mut(&(cell, day * DAY, level)) {
                     s.missed_bookings = s.missed_bookings.saturating_add(1);
@@ -307,7 +311,6 @@ impl RealtorIndex {
         };
         let cache = self.summaries.get_mut();
         let hours = &self.hours[e.hours as usize];
-        let mut zones = ZoneMemo::default();
         for day in days_around(from, to) {
             let day = day * DAY;
             let mut converted = false;
@@ -316,7 +319,7 @@ impl RealtorIndex {
                     continue;
                 };
                 if !converted {
-                    hours.utc_intervals(day, day + DAY, &mut cache.intervals, &mut zones);
+                    hours.utc_intervals(day, day + DAY, &mut cache.intervals, &mut cache.zones);
                     converted = true;
                 }
                 for &interval in &cache.intervals {
