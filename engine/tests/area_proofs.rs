@@ -135,24 +135,29 @@ fn a_cloned_index_keeps_its_own_summaries() {
     }
 }
 
-/// One realtor, alone in their area, and one booking on the morning of 7 December 2026.
-fn lone_realtor() -> (RealtorIndex, engine::RealtorId, engine::Location, i64) {
-    use engine::{
-        Booking, Location, Realtor, RealtorStatus, TimeZone, WorkingHours, WorkingInterval,
-    };
-    let home = Location::new(38.72, -9.14).unwrap();
+/// A realtor at `home` working 08:00-20:00 every day in Lisbon.
+fn lisbon_realtor(home: engine::Location, radius_km: f64) -> engine::Realtor {
+    use engine::{Realtor, RealtorStatus, TimeZone, WorkingHours, WorkingInterval};
     let hours = (1..=7)
         .map(|d| WorkingInterval::new(d, 8 * 60, 20 * 60).unwrap())
         .collect();
+    let zone = TimeZone::parse("Europe/Lisbon").unwrap();
     let id = engine::RealtorId::new_random();
-    let realtor = Realtor::new(
+    Realtor::new(
         id,
         home,
-        20.0,
-        WorkingHours::new(TimeZone::parse("Europe/Lisbon").unwrap(), hours),
+        radius_km,
+        WorkingHours::new(zone, hours),
         RealtorStatus::Available,
     )
-    .unwrap();
+    .unwrap()
+}
+
+/// One realtor, alone in their area, and one booking on the morning of 7 December 2026.
+fn lone_realtor() -> (RealtorIndex, engine::RealtorId, engine::Location, i64) {
+    use engine::{Booking, Location};
+    let realtor = lisbon_realtor(Location::new(38.72, -9.14).unwrap(), 20.0);
+    let id = realtor.id;
     let mut index = RealtorIndex::default();
     index.upsert(realtor);
     let ten = 1_796_637_600; // 2026-12-07 10:00 UTC (Lisbon is on UTC in December)
@@ -170,14 +175,9 @@ fn lone_realtor() -> (RealtorIndex, engine::RealtorId, engine::Location, i64) {
     let mut rng = Rng(5);
     for _ in 0..400 {
         let at = near(&mut rng, 38.75, -9.10, 0.15);
-        let filler = engine::RealtorId::new_random();
-        let hours = (1..=7)
-            .map(|d| WorkingInterval::new(d, 8 * 60, 20 * 60).unwrap())
-            .collect();
-        let zone = TimeZone::parse("Europe/Lisbon").unwrap();
-        let available = RealtorStatus::Available;
-        let r = Realtor::new(filler, at, 0.1, WorkingHours::new(zone, hours), available);
-        index.upsert(r.unwrap());
+        let filler = lisbon_realtor(at, 0.1);
+        let filler_id = filler.id;
+        index.upsert(filler);
         let busy = Booking {
             tour_id: TourId::new_random(),
             start: ten - 7200,
@@ -185,7 +185,7 @@ fn lone_realtor() -> (RealtorIndex, engine::RealtorId, engine::Location, i64) {
             first: at,
             last: at,
         };
-        index.restore(filler, busy).unwrap();
+        index.restore(filler_id, busy).unwrap();
     }
     (index, id, stop, ten)
 }
@@ -244,26 +244,14 @@ fn a_tour_at_a_booked_stop_may_follow_it_at_once() {
 /// A realtor joining an area whose summaries said "nobody free" is found.
 #[test]
 fn a_new_realtor_reaches_the_summaries() {
-    use engine::{Realtor, RealtorStatus, TimeZone, WorkingHours, WorkingInterval};
     let (mut index, _, _, ten) = lone_realtor();
     let elsewhere = engine::Location::new(38.80, -9.01).unwrap();
     let plan = one_stop(elsewhere, ten, ten + 1800);
     let mut kept = SearchScratch::default();
     assert_eq!(agree(&index, &plan, &mut kept).choice, None);
-    let hours = (1..=7)
-        .map(|d| WorkingInterval::new(d, 8 * 60, 20 * 60).unwrap())
-        .collect();
-    let newcomer = engine::RealtorId::new_random();
-    let home = engine::Location::new(38.7201, -9.1401).unwrap();
-    let zone = TimeZone::parse("Europe/Lisbon").unwrap();
-    let r = Realtor::new(
-        newcomer,
-        home,
-        20.0,
-        WorkingHours::new(zone, hours),
-        RealtorStatus::Available,
-    );
-    index.upsert(r.unwrap());
+    let newcomer = lisbon_realtor(engine::Location::new(38.7201, -9.1401).unwrap(), 20.0);
+    let newcomer_id = newcomer.id;
+    index.upsert(newcomer);
     let found = agree(&index, &plan, &mut kept);
-    assert_eq!(found.choice.map(|c| c.realtor_id), Some(newcomer));
+    assert_eq!(found.choice.map(|c| c.realtor_id), Some(newcomer_id));
 }
