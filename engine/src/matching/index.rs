@@ -72,8 +72,9 @@ pub(super) struct CoarseCell {
     pub(super) unavailable_from: Vec<u32>,
     /// The working hours every realtor here shares, if they all share one set.
     pub(super) one_hours: Option<u32>,
-    /// Changes with every change to the cell's realtors or their calendars; never repeats
-    /// (see [`super::free_time`]).
+    /// Changes whenever a realtor joins or leaves the cell (a move or new hours is both);
+    /// never repeats. Summaries built for another version are rebuilt; bookings and releases
+    /// reach them directly (see [`super::free_time`]).
     pub(super) version: u64,
 }
 
