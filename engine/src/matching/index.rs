@@ -50,8 +50,8 @@ pub(super) struct Entry {
     pub(super) hours: u32,
 }
 
-/// A coarse cell's realtors, sorted by service radius, and how far their homes lie from a
-/// centre (the first home indexed there): by the triangle inequality nobody here is nearer a point than its distance to
+/// A coarse cell's realtors, sorted by service radius, and how far their homes lie from its
+/// centre: by the triangle inequality nobody here is nearer a point than its distance to
 /// the centre minus `reach_km`, so a search passes over everyone whose radius is smaller
 /// without reading them.
 #[derive(Debug, Clone)]
@@ -76,6 +76,12 @@ pub(super) struct CoarseCell {
     /// never repeats. Summaries built for another version are rebuilt; bookings and releases
     /// reach them directly (see [`super::free_time`]).
     pub(super) version: u64,
+}
+
+/// The centre of `cell` as a point (H3's centres are always valid coordinates).
+fn cell_centre(cell: CellIndex) -> Option<GeoPoint> {
+    let c = h3o::LatLng::from(cell);
+    Location::new(c.lat(), c.lng()).ok().map(|l| l.point())
 }
 
 impl CoarseCell {
@@ -269,7 +275,9 @@ impl RealtorIndex {
         self.cells.entry(cell).or_default().push(slot);
         if let (Some((_, coarse)), Some(c)) = (self.coarse.as_mut(), coarse_cell) {
             let cc = coarse.entry(c).or_insert_with(|| CoarseCell {
-                centre: point, // any point does; the first home is near the middle
+                // The cell's own centre: every home here lies within the cell's circumradius
+                // of it, which keeps `reach_km` (and so what a search must read) small.
+                centre: cell_centre(c).unwrap_or(point),
                 reach_km: 0.0,
                 stop_reach_km: 0.0,
                 slots: Vec::new(),

@@ -230,11 +230,22 @@ impl RealtorIndex {
         scratch: &mut SearchScratch,
     ) -> OutcomeCounts {
         let mut counted = OutcomeCounts::default();
-        for c in std::mem::take(&mut scratch.bulk_counts) {
+        // Thousands of realtors share a few sets of hours: decide each set's reason once.
+        let mut reason_of_hours: Option<(u32, RejectReason)> = None;
+        let mut reason_for = |hours: u32, scratch: &mut SearchScratch| match reason_of_hours {
+            Some((h, reason)) if h == hours => reason,
+            _ => {
+                let reason = self.area_reason(q, hours, scratch);
+                reason_of_hours = Some((hours, reason));
+                reason
+            }
+        };
+        let counts = std::mem::take(&mut scratch.bulk_counts);
+        for c in &counts {
             if c.nearest > decisive {
                 continue;
             }
-            let reason = self.area_reason(q, c.hours, scratch);
+            let reason = reason_for(c.hours, scratch);
             if c.farthest <= decisive {
                 counted[rejected_slot(RejectReason::Unavailable)] += c.unavailable;
                 counted[rejected_slot(reason)] += c.available;
@@ -261,14 +272,15 @@ impl RealtorIndex {
                 }
             }
         }
-        for a in std::mem::take(&mut scratch.bulk_areas) {
+        let areas = std::mem::take(&mut scratch.bulk_areas);
+        for a in &areas {
             if a.nearest > decisive {
                 continue;
             }
             for i in a.first..a.last {
                 let (entry, hours, mut reason) = scratch.bulk[i];
                 if reason == RejectReason::Overlap {
-                    reason = self.area_reason(q, hours, scratch);
+                    reason = reason_for(hours, scratch);
                 }
                 if a.farthest <= decisive {
                     counted[rejected_slot(reason)] += 1;
@@ -288,6 +300,9 @@ impl RealtorIndex {
                 }
             }
         }
+        // Handed back for their capacity (cleared when the next search begins).
+        scratch.bulk_counts = counts;
+        scratch.bulk_areas = areas;
         counted
     }
 
