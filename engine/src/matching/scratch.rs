@@ -43,15 +43,21 @@ pub(super) struct BulkArea {
     pub(super) last: usize,
 }
 
-/// Realtors of one coarse cell ruled out together and counted without being read:
-/// `slots[from..]` of `cell`, all within radius, sharing working hours `hours`.
+/// Realtors of one coarse cell ruled out together and only counted: `slots[from..]` of
+/// `cell` (those before are out of radius and passed over), of which `slots[surely_within..]`
+/// have a radius reaching past the whole cell; all share working hours `hours`. Counted as
+/// [`super::walk::AreaQuery::verdict`] sees them, in a walk that was a scan if `exhausted`.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct BulkCount {
     pub(super) nearest: f64,
     pub(super) farthest: f64,
     pub(super) cell: CellIndex,
     pub(super) from: usize,
+    pub(super) surely_within: usize,
+    pub(super) exhausted: bool,
     pub(super) unavailable: usize,
+    pub(super) out_of_radius: usize,
+    /// Available and within radius: rejected for their hours, else `overlap`.
     pub(super) available: usize,
     pub(super) hours: u32,
 }

@@ -198,7 +198,7 @@ impl RealtorIndex {
         // Realtors found beyond what decided the search were never in contention: leave them
         // out; those within it but not evaluated lost on distance alone.
         let decisive = nearest_feasible.map_or(f64::INFINITY, |n| n + slack);
-        let counted = self.settle_bulk(&q, &target, decisive, scratch);
+        let counted = self.settle_bulk(&q, &target, walk.summaries.as_ref(), decisive, scratch);
         scratch.reports.retain(|r| r.distance_km <= decisive);
         for Reverse(p) in scratch.heap.drain() {
             if p.distance <= decisive {
@@ -226,6 +226,7 @@ impl RealtorIndex {
         &self,
         q: &Query<'_>,
         target: &GeoPoint,
+        area: Option<&AreaQuery>,
         decisive: f64,
         scratch: &mut SearchScratch,
     ) -> OutcomeCounts {
@@ -248,25 +249,33 @@ impl RealtorIndex {
             let reason = reason_for(c.hours, scratch);
             if c.farthest <= decisive {
                 counted[rejected_slot(RejectReason::Unavailable)] += c.unavailable;
+                counted[rejected_slot(RejectReason::OutOfRadius)] += c.out_of_radius;
                 counted[rejected_slot(reason)] += c.available;
                 continue;
             }
-            let Some((_, coarse)) = &self.coarse else {
+            // The cell straddles the decisive distance: as for everyone else, only those
+            // within it are reported, so they are read after all.
+            let (Some((_, coarse)), Some(area)) = (&self.coarse, area) else {
                 continue;
             };
-            for s in coarse
-                .get(&c.cell)
-                .map_or(&[][..], |cc| &cc.slots[c.from..])
-            {
+            let Some(cc) = coarse.get(&c.cell) else {
+                continue;
+            };
+            for (i, (s, r)) in cc.slots.iter().zip(&cc.reach).enumerate().skip(c.from) {
+                if scratch.seen[s.entry as usize] == scratch.generation {
+                    continue; // found by the fine rings, and reported as they were
+                }
+                let verdict =
+                    area.verdict(s, r, i >= c.surely_within, c.exhausted, self.max_radius_km);
                 let distance = s.point.distance_km(target);
-                if distance <= decisive {
+                if let (Some(v), true) = (verdict, distance <= decisive) {
                     scratch.reports.push(Seen {
                         distance_km: distance,
                         entry: s.entry,
-                        verdict: Verdict::Rejected(if s.available {
+                        verdict: Verdict::Rejected(if v == RejectReason::Overlap {
                             reason
                         } else {
-                            RejectReason::Unavailable
+                            v
                         }),
                     });
                 }

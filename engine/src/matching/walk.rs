@@ -11,7 +11,7 @@ use h3o::{CellIndex, Resolution};
 use crate::feasibility::RejectReason;
 use crate::geo::{ring_bound_km, GeoPoint, Location};
 use crate::matching::free_time::travel_level;
-use crate::matching::index::{CoarseCell, RealtorIndex, Slot};
+use crate::matching::index::{CoarseCell, Reach, RealtorIndex, Slot};
 use crate::matching::scratch::{BulkArea, BulkCount, SearchScratch};
 use crate::matching::search::travel_at_least;
 use crate::tour::TourPlan;
@@ -51,6 +51,45 @@ pub(super) struct AreaQuery {
     /// `first` on the unit sphere, and the cosine of the largest radius's angle.
     pub(super) first_unit: [f64; 3],
     pub(super) cos_max_radius: f64,
+}
+
+impl AreaQuery {
+    /// What becomes of realtor `s` (home and radius `r`) of an area ruled out for this tour:
+    /// `None` when passed over (beyond every service radius, once the walk is a scan),
+    /// `Overlap` standing for "available and within radius" until working hours decide.
+    /// `surely_within` when the radius is known to reach past the whole area.
+    #[inline]
+    pub(super) fn verdict(
+        &self,
+        s: &Slot,
+        r: &Reach,
+        surely_within: bool,
+        exhausted: bool,
+        max_radius_km: f64,
+    ) -> Option<RejectReason> {
+        // Within radius when the angle to the tour is at most the radius's: the cosines
+        // decide, unless they are too close to call, where the haversine distance does.
+        let t = self.first_unit;
+        let cos = r.unit[0] * t[0] + r.unit[1] * t[1] + r.unit[2] * t[2];
+        let beyond = |cos_limit: f64, km: f64| {
+            if (cos - cos_limit).abs() < 1e-12 {
+                s.point.distance_km(&self.first) > km
+            } else {
+                cos < cos_limit
+            }
+        };
+        let within = surely_within || !beyond(r.cos_radius, s.radius_km);
+        if !within && exhausted && beyond(self.cos_max_radius, max_radius_km) {
+            return None; // as in the search: nobody that far can ever serve here
+        }
+        Some(if !s.available {
+            RejectReason::Unavailable
+        } else if !within {
+            RejectReason::OutOfRadius
+        } else {
+            RejectReason::Overlap
+        })
+    }
 }
 
 /// Fine rings searched one realtor at a time before summaries may rule areas out: nearly
@@ -268,28 +307,64 @@ impl RealtorIndex {
         };
         let farthest = centre_km + cc.reach_km + 1e-6;
         let surely_within = cc.slots.partition_point(|s| s.radius_km < farthest);
-        let mut band_end = cc.slots.len();
-        // Those whose radius reaches past the whole cell are all within it: when the fine
-        // rings found none of the cell and they share their hours, count them unread.
-        if let (true, Some(hours)) = (nearest > scratch.fine_reach_km, cc.one_hours) {
-            let unavailable = cc.unavailable_from[surely_within] as usize;
+        let band = from..surely_within.max(from);
+        // When the cell's realtors share their hours, they are only counted: a dot product
+        // each in the radius band, beyond it (whose radius reaches past the whole cell) not
+        // even that, and nothing stored per realtor. Those the fine rings found are reported
+        // already and left out; only a cell within the fine rings' reach can hold any.
+        if let Some(hours) = cc.one_hours {
+            let suffix = band.end..cc.slots.len();
+            let (mut unavailable, mut available) = if nearest > scratch.fine_reach_km {
+                let unavailable = cc.unavailable_from[band.end] as usize;
+                (unavailable, suffix.len() - unavailable)
+            } else {
+                cc.slots[suffix]
+                    .iter()
+                    .filter(|s| scratch.seen[s.entry as usize] != scratch.generation)
+                    .fold((0, 0), |(u, a), s| {
+                        (u + usize::from(!s.available), a + usize::from(s.available))
+                    })
+            };
+            let mut out_of_radius = 0;
+            for (i, (s, r)) in cc.slots[band.clone()]
+                .iter()
+                .zip(&cc.reach[band.clone()])
+                .enumerate()
+            {
+                if scratch.seen[s.entry as usize] == scratch.generation {
+                    continue;
+                }
+                match area.verdict(
+                    s,
+                    r,
+                    from + i >= surely_within,
+                    walk.exhausted,
+                    self.max_radius_km,
+                ) {
+                    Some(RejectReason::Unavailable) => unavailable += 1,
+                    Some(RejectReason::OutOfRadius) => out_of_radius += 1,
+                    Some(_) => available += 1,
+                    None => {}
+                }
+            }
             scratch.bulk_counts.push(BulkCount {
                 nearest,
                 farthest,
                 cell,
-                from: surely_within,
+                from,
+                surely_within,
+                exhausted: walk.exhausted,
                 unavailable,
-                available: cc.slots.len() - surely_within - unavailable,
+                out_of_radius,
+                available,
                 hours,
             });
-            band_end = surely_within;
+            return;
         }
         let first = scratch.bulk.len();
-        let (t, cos_max) = (area.first_unit, area.cos_max_radius);
-        let band = from..band_end.max(from);
-        for (i, (s, r)) in cc.slots[band.clone()]
+        for (i, (s, r)) in cc.slots[from..]
             .iter()
-            .zip(&cc.reach[band])
+            .zip(&cc.reach[from..])
             .enumerate()
             .map(|(i, sr)| (i + from, sr))
         {
@@ -298,28 +373,11 @@ impl RealtorIndex {
                 continue;
             }
             *mark = scratch.generation;
-            // Within radius when the angle to the tour is at most the radius's: the cosines
-            // decide, unless they are too close to call, where the haversine distance does.
-            let cos = r.unit[0] * t[0] + r.unit[1] * t[1] + r.unit[2] * t[2];
-            let beyond = |cos_limit: f64, km: f64| {
-                if (cos - cos_limit).abs() < 1e-12 {
-                    s.point.distance_km(target) > km
-                } else {
-                    cos < cos_limit
-                }
-            };
-            let within = i >= surely_within || !beyond(r.cos_radius, s.radius_km);
-            if !within && walk.exhausted && beyond(cos_max, self.max_radius_km) {
-                continue; // as in the search: nobody that far can ever serve here
+            if let Some(reason) =
+                area.verdict(s, r, i >= surely_within, walk.exhausted, self.max_radius_km)
+            {
+                scratch.bulk.push((s.entry, s.hours, reason));
             }
-            let reason = if !s.available {
-                RejectReason::Unavailable
-            } else if !within {
-                RejectReason::OutOfRadius
-            } else {
-                RejectReason::Overlap // or outside working hours: settled at the end
-            };
-            scratch.bulk.push((s.entry, s.hours, reason));
         }
         scratch.bulk_areas.push(BulkArea {
             nearest,
