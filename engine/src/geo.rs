@@ -175,8 +175,22 @@ impl GeoPoint {
         let s_lat = sine_of_half_difference(self.half_lat, other.half_lat);
         let s_lng = sine_of_half_difference(self.half_lng, other.half_lng);
         let h = s_lat * s_lat + self.cos_lat * other.cos_lat * s_lng * s_lng;
-        2.0 * EARTH_RADIUS_KM * h.sqrt().min(1.0).asin()
+        2.0 * EARTH_RADIUS_KM * asin(h.sqrt().min(1.0))
     }
+}
+
+/// `asin(x)` for `0 <= x <= 1`. Distances within a metro (up to ~250 km, `x <= 0.02`) take
+/// the first five terms of the Taylor series, whose remainder (below `x^11 / 40`) is under a
+/// hundredth of an ulp there: ten instructions instead of libm's hundred, for the distance
+/// a search measures to every realtor it meets. Longer ones ask libm.
+#[inline]
+fn asin(x: f64) -> f64 {
+    if x > 0.02 {
+        return x.asin();
+    }
+    let x2 = x * x;
+    // 1, 1/6, 3/40, 5/112, 35/1152: (2n)! / (4^n (n!)^2 (2n + 1)).
+    x * (1.0 + x2 * (1.0 / 6.0 + x2 * (3.0 / 40.0 + x2 * (5.0 / 112.0 + x2 * (35.0 / 1152.0)))))
 }
 
 /// Great-circle distance between two locations in km (CONTRACT 5.1).
@@ -306,6 +320,23 @@ mod tests {
 
     fn loc(lat: f64, lng: f64) -> Location {
         Location::new(lat, lng).unwrap()
+    }
+
+    #[test]
+    fn series_asin_agrees_with_libm_and_never_decreases() {
+        let mut last = 0.0;
+        for i in 0..=200_000 {
+            let x = 0.021 * f64::from(i) / 200_000.0;
+            let (ours, libm) = (asin(x), x.asin());
+            assert!(
+                (ours - libm).abs() <= 2.0 * f64::EPSILON * libm,
+                "{x}: {ours} vs {libm}"
+            );
+            assert!(ours >= last, "not monotone at {x}");
+            last = ours;
+        }
+        assert_eq!(asin(0.0), 0.0);
+        assert_eq!(asin(1.0), std::f64::consts::FRAC_PI_2);
     }
 
     #[test]

@@ -72,6 +72,11 @@ pub(super) struct CoarseCell {
     pub(super) unavailable_from: Vec<u32>,
     /// The working hours every realtor here shares, if they all share one set.
     pub(super) one_hours: Option<u32>,
+    /// The centre on the unit sphere, and the cosine of the angle beyond which no realtor
+    /// here can reach a point (the largest radius plus `reach_km`): a search passes over
+    /// the cell for one dot product.
+    pub(super) centre_unit: [f64; 3],
+    pub(super) cos_nobody_reaches: f64,
     /// Changes whenever a realtor joins or leaves the cell (a move or new hours is both);
     /// never repeats. Summaries built for another version are rebuilt; bookings and releases
     /// reach them directly (see [`super::free_time`]).
@@ -94,6 +99,9 @@ impl CoarseCell {
         }
         let first = self.slots.first().map(|s| s.hours);
         self.one_hours = first.filter(|&h| self.slots.iter().all(|s| s.hours == h));
+        let largest = self.slots.last().map_or(0.0, |s| s.radius_km);
+        self.cos_nobody_reaches =
+            Reach::new(&self.centre, largest + self.reach_km + 1e-6).cos_radius;
     }
 }
 
@@ -284,9 +292,12 @@ impl RealtorIndex {
                 reach: Vec::new(),
                 unavailable_from: Vec::new(),
                 one_hours: None,
+                centre_unit: [0.0; 3],
+                cos_nobody_reaches: -2.0,
                 version: 0,
             });
             cc.version = next_version();
+            cc.centre_unit = cc.centre.unit();
             cc.reach_km = cc.reach_km.max(cc.centre.distance_km(&point));
             cc.stop_reach_km = cc.stop_reach_km.max(e.calendar.reach_km());
             let at = cc.slots.partition_point(|s| s.radius_km < slot.radius_km);

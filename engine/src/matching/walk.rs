@@ -24,6 +24,8 @@ pub(super) const FINE_RINGS: u32 = 8;
 /// Where a ring walk is: the next ring, and whether everything has been seen.
 pub(super) struct Walk {
     pub(super) first: Location,
+    /// The first listing on the unit sphere.
+    pub(super) first_unit: [f64; 3],
     /// The first listing's cell at `resolution`.
     pub(super) origin: CellIndex,
     pub(super) resolution: Resolution,
@@ -133,6 +135,7 @@ impl RealtorIndex {
     pub(super) fn walk(&self, plan: &TourPlan) -> Walk {
         Walk {
             first: *plan.first(),
+            first_unit: plan.first().point().unit(),
             origin: plan.first_cell(self.resolution),
             resolution: self.resolution,
             coarse: false,
@@ -285,6 +288,13 @@ impl RealtorIndex {
             }
         } else {
             scratch.coarse_visited.insert(cell, scratch.generation);
+        }
+        // Nobody here reaches the tour when it lies beyond the largest radius plus the
+        // cell's reach from the centre: one dot product (the haversine decides a near tie).
+        let (u, t) = (cc.centre_unit, walk.first_unit);
+        let cos = u[0] * t[0] + u[1] * t[1] + u[2] * t[2];
+        if cos < cc.cos_nobody_reaches - 1e-12 {
+            return;
         }
         let centre_km = cc.centre.distance_km(target);
         let nearest = centre_km - cc.reach_km - 1e-6;
