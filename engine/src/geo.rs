@@ -93,6 +93,33 @@ impl Location {
         self.point
     }
 
+    /// The square of about 6 m (radians times 10^6, floored) holding the location, and for each
+    /// coordinate whether the point lies within 10^-6 of the square's lower (-1) or upper (1)
+    /// edge. Two points at distance zero (the only distance with no travel time) share a square
+    /// unless one of them lies on such an edge.
+    /// (From the degrees kept: a search asks this of every tour.)
+    pub(crate) fn square(&self) -> ((i64, i8), (i64, i8)) {
+        let key = |rad: f64| {
+            let x = (rad + 0.0) * 1e6; // `+ 0.0`: -0.0 and 0.0 are one square
+            let floor = x.floor();
+            let edge = if x - floor < 1e-6 {
+                -1
+            } else if x - floor > 1.0 - 1e-6 {
+                1
+            } else {
+                0
+            };
+            (floor as i64, edge) // saturating
+        };
+        (key(self.lat.to_radians()), key(self.lng.to_radians()))
+    }
+
+    /// The square of [`Location::square`] alone.
+    pub(crate) fn square_key(&self) -> (i64, i64) {
+        let ((lat, _), (lng, _)) = self.square();
+        (lat, lng)
+    }
+
     /// The H3 cell holding this location at `resolution`.
     #[must_use]
     pub fn cell(&self, resolution: Resolution) -> CellIndex {
@@ -121,33 +148,6 @@ impl GeoPoint {
             half_lat: (lat_rad * 0.5).sin_cos(),
             half_lng: (lng_rad * 0.5).sin_cos(),
         }
-    }
-
-    /// The square of about 6 m (radians times 10^6, floored) holding the point, and for each
-    /// coordinate whether the point lies within 10^-6 of the square's lower (-1) or upper (1)
-    /// edge. Two points at distance zero (the only distance with no travel time) share a square
-    /// unless one of them lies on such an edge.
-    pub(crate) fn square(&self) -> ((i64, i8), (i64, i8)) {
-        let key = |rad: f64| {
-            let x = (rad + 0.0) * 1e6; // `+ 0.0`: -0.0 and 0.0 are one square
-            let floor = x.floor();
-            let edge = if x - floor < 1e-6 {
-                -1
-            } else if x - floor > 1.0 - 1e-6 {
-                1
-            } else {
-                0
-            };
-            (floor as i64, edge) // saturating
-        };
-        let angle = |(sin, cos): (f64, f64)| 2.0 * sin.atan2(cos);
-        (key(angle(self.half_lat)), key(angle(self.half_lng)))
-    }
-
-    /// The square of [`GeoPoint::square`] alone.
-    pub(crate) fn square_key(&self) -> (i64, i64) {
-        let ((lat, _), (lng, _)) = self.square();
-        (lat, lng)
     }
 
     /// The point on the unit sphere: two points' dot product is the cosine of the angle

@@ -162,6 +162,10 @@ fn ref_balanced(all: &[RefChoice], slack: f64) -> Option<RefChoice> {
         })
 }
 
+thread_local! {
+    static KEPT: std::cell::RefCell<SearchScratch> = std::cell::RefCell::new(SearchScratch::default());
+}
+
 fn check_decision(
     index: &RealtorIndex,
     plan: &TourPlan,
@@ -169,6 +173,15 @@ fn check_decision(
     expected: Option<RefChoice>,
 ) {
     let decision = index.search(plan, policy);
+    // A searcher's kept buffers (rings, working hours in UTC) carry over from one search to
+    // the next, here across every world of the test thread: they never change a decision.
+    KEPT.with_borrow_mut(|kept| {
+        assert_eq!(
+            index.search_with(plan, policy, kept),
+            decision,
+            "kept scratch differs"
+        );
+    });
     let got = decision.choice.map(|c| (c.realtor_id, c.start));
     let want = expected.map(|c| (c.id, c.start));
     assert_eq!(got, want, "policy {} on tour {:?}", policy.name(), plan);
@@ -437,4 +450,28 @@ fn window_shorter_than_the_tour_is_explained() {
     let d = world.index.search(&plan, &Nearest);
     assert!(d.choice.is_none());
     assert_eq!(d.explanation.reason.as_deref(), Some("window_too_short"));
+}
+
+/// A searcher keeps each set of working hours converted to UTC over a span of days around a
+/// window: tours weeks and months apart (across daylight-saving changes), in any order, are
+/// decided as by a fresh searcher and as a full scan decides them.
+#[test]
+fn kept_hours_follow_windows_months_apart() {
+    let world = build_world(11, 300, 4);
+    let mut rng = Rng(23);
+    for _ in 0..8 {
+        let plan = random_plan(&mut rng, &world, &[]);
+        for days in [0i64, 120, 30, 270, 9, 60, -45] {
+            let (from, to) = plan.window.seconds();
+            let window = TimeWindow::new(
+                DateTime::from_timestamp(from + days * 86_400, 0).unwrap(),
+                DateTime::from_timestamp(to + days * 86_400, 0).unwrap(),
+            )
+            .unwrap();
+            let shifted =
+                TourPlan::new(TourId::new_random(), &plan.stops, window, 30, vec![]).unwrap();
+            let all = ref_feasible(&world.index, &shifted);
+            check_decision(&world.index, &shifted, &Nearest, ref_nearest(&all));
+        }
+    }
 }

@@ -459,10 +459,7 @@ impl RealtorIndex {
             .calendar
             .insert_unchecked(booking);
         for stop in [booking.first, booking.last] {
-            *self
-                .booked_stops
-                .entry(stop.point().square_key())
-                .or_insert(0) += 1;
+            *self.booked_stops.entry(stop.square_key()).or_insert(0) += 1;
         }
         self.stop_reach_grew(idx);
         self.summaries_booked(idx, (booking.start, booking.end));
@@ -470,7 +467,7 @@ impl RealtorIndex {
 
     fn unregister_stops(&mut self, booking: &Booking) {
         for stop in [booking.first, booking.last] {
-            let square = stop.point().square_key();
+            let square = stop.square_key();
             if let Some(n) = self.booked_stops.get_mut(&square) {
                 *n -= 1;
                 if *n == 0 {
@@ -492,7 +489,7 @@ impl RealtorIndex {
 
     /// Whether some booking starts or ends at `location` (or within a few metres of it).
     pub(super) fn near_booked_stop(&self, location: &Location) -> bool {
-        let ((lat, lat_edge), (lng, lng_edge)) = location.point().square();
+        let ((lat, lat_edge), (lng, lng_edge)) = location.square();
         // Points at distance zero share a square unless one lies on its edge.
         let around =
             |key: i64, edge: i8| (key + i64::from(edge.min(0)))..=(key + i64::from(edge.max(0)));

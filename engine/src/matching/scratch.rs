@@ -11,6 +11,7 @@ use crate::feasibility::{RejectReason, Scratch};
 use crate::geo::ring_into;
 use crate::matching::explain::Seen;
 use crate::matching::index::Slot;
+use crate::time::{WorkingHours, ZoneMemo};
 
 /// A candidate waiting for evaluation, ordered by distance then entry.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -62,6 +63,56 @@ pub(super) struct BulkCount {
     pub(super) hours: u32,
 }
 
+/// Each set of working hours converted to UTC over a span of days around the last window
+/// that needed it: the next search whose window falls inside the span only picks its
+/// intervals out (converting local times costs time-zone arithmetic per interval).
+#[derive(Debug, Default)]
+pub(super) struct UtcHoursCache {
+    /// By the hours' id in their index: the hours converted (ids are an index's own, so the
+    /// hours themselves say whether the entry still holds), the UTC span `[from, to)` covered,
+    /// and every working interval meeting it.
+    spans: Vec<Option<(WorkingHours, (i64, i64), Vec<(i64, i64)>)>>,
+}
+
+/// How far around a window a conversion reaches: windows last at most 14 days, and tours of
+/// a week are spread over a few days.
+const UTC_SPAN_MARGIN: i64 = 7 * 24 * 3600;
+
+impl UtcHoursCache {
+    /// Into `out`: what `hours.utc_intervals(window)` gives, from the span kept for id `id`
+    /// when it covers the window (every interval meeting the window then meets the span, and
+    /// the span's are sorted), else after converting a new span.
+    pub(super) fn fill_for(
+        &mut self,
+        hours: &WorkingHours,
+        id: usize,
+        (from, to): (i64, i64),
+        out: &mut Vec<(i64, i64)>,
+        zones: &mut ZoneMemo,
+    ) {
+        if self.spans.len() <= id {
+            self.spans.resize_with(id + 1, || None);
+        }
+        let slot = &mut self.spans[id];
+        let covered = slot
+            .as_ref()
+            .is_some_and(|(h, (a, b), _)| *a <= from && to <= *b && h == hours);
+        if !covered {
+            let span = (
+                from.saturating_sub(UTC_SPAN_MARGIN),
+                to.saturating_add(UTC_SPAN_MARGIN),
+            );
+            let mut intervals = slot.take().map(|(_, _, v)| v).unwrap_or_default();
+            hours.utc_intervals(span.0, span.1, &mut intervals, zones);
+            *slot = Some((hours.clone(), span, intervals));
+        }
+        out.clear();
+        if let Some((_, _, intervals)) = slot {
+            out.extend(intervals.iter().filter(|&&(a, b)| a < to && b > from));
+        }
+    }
+}
+
 /// Buffers reused across searches, and the rings they have enumerated.
 #[derive(Debug, Default)]
 pub struct SearchScratch {
@@ -86,6 +137,8 @@ pub struct SearchScratch {
     pub(super) hours_span: Vec<(u32, u32, bool)>,
     pub(super) hours_pool: Vec<(i64, i64)>,
     pub(super) intervals: Vec<(i64, i64)>,
+    /// Working hours converted to UTC over spans of days, kept across searches.
+    pub(super) utc_hours: UtcHoursCache,
     pub(super) forbidden: Vec<(i64, i64)>,
     /// Every candidate the current search looked at.
     pub(super) reports: Vec<Seen>,

@@ -433,9 +433,10 @@ impl RealtorIndex {
     ) -> (usize, usize, bool) {
         let i = id as usize;
         if scratch.hours_stamp[i] != scratch.generation {
-            self.hours[i].utc_intervals(
-                q.ws,
-                q.we,
+            scratch.utc_hours.fill_for(
+                &self.hours[i],
+                i,
+                (q.ws, q.we),
                 &mut scratch.intervals,
                 &mut scratch.feasibility.zones,
             );
