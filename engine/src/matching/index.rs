@@ -77,6 +77,9 @@ pub(super) struct CoarseCell {
     /// the cell for one dot product.
     pub(super) centre_unit: [f64; 3],
     pub(super) cos_nobody_reaches: f64,
+    /// A number no other coarse cell of the index has now: where a searcher keeps what it
+    /// learnt of this cell during one search (see [`super::scratch::CoarseMark`]).
+    pub(super) id: u32,
     /// Changes whenever a realtor joins or leaves the cell (a move or new hours is both);
     /// never repeats. Summaries built for another version are rebuilt; bookings and releases
     /// reach them directly (see [`super::free_time`]).
@@ -153,6 +156,9 @@ pub struct RealtorIndex {
     /// for searches that must reach far: a few large rings instead of thousands of small ones.
     /// Each cell's realtors are sorted by service radius.
     pub(super) coarse: Option<(Resolution, FxHashMap<CellIndex, CoarseCell>)>,
+    /// Ids of coarse cells: how many were ever handed out, and those free again.
+    pub(super) coarse_ids: u32,
+    free_coarse_ids: Vec<u32>,
     /// Largest service radius ever indexed (a bound; it never shrinks).
     pub(super) max_radius_km: f64,
     /// Every distinct set of working hours ever indexed (a few per city; never shrinks).
@@ -185,6 +191,8 @@ impl RealtorIndex {
                 .pred()
                 .and_then(Resolution::pred)
                 .map(|r| (r, FxHashMap::default())),
+            coarse_ids: 0,
+            free_coarse_ids: Vec::new(),
             max_radius_km: 0.0,
             hours: Vec::new(),
             hours_by_fingerprint: FxHashMap::default(),
@@ -282,7 +290,12 @@ impl RealtorIndex {
         };
         self.cells.entry(cell).or_default().push(slot);
         if let (Some((_, coarse)), Some(c)) = (self.coarse.as_mut(), coarse_cell) {
+            let (free, handed_out) = (&mut self.free_coarse_ids, &mut self.coarse_ids);
             let cc = coarse.entry(c).or_insert_with(|| CoarseCell {
+                id: free.pop().unwrap_or_else(|| {
+                    *handed_out += 1;
+                    *handed_out - 1
+                }),
                 // The cell's own centre: every home here lies within the cell's circumradius
                 // of it, which keeps `reach_km` (and so what a search must read) small.
                 centre: cell_centre(c).unwrap_or(point),
@@ -326,6 +339,7 @@ impl RealtorIndex {
                     cc.recount();
                 }
                 if cc.slots.is_empty() {
+                    self.free_coarse_ids.push(cc.id);
                     coarse.remove(&c);
                 }
             }

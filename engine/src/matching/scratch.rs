@@ -113,6 +113,17 @@ impl UtcHoursCache {
     }
 }
 
+/// What a search learnt of one coarse cell; a field holds only when its stamp is the
+/// search's generation.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct CoarseMark {
+    /// The rings visited the cell.
+    pub(super) visited: u32,
+    /// `asked`: whether, by its summary, someone in the cell might take the tour (`fits`).
+    pub(super) asked: u32,
+    pub(super) fits: bool,
+}
+
 /// Buffers reused across searches, and the rings they have enumerated.
 #[derive(Debug, Default)]
 pub struct SearchScratch {
@@ -142,9 +153,8 @@ pub struct SearchScratch {
     pub(super) forbidden: Vec<(i64, i64)>,
     /// Every candidate the current search looked at.
     pub(super) reports: Vec<Seen>,
-    /// `areas[cell] == (generation, may_fit)`: whether, by its summary, someone in that coarse
-    /// cell might take the current search's tour.
-    pub(super) areas: FxHashMap<CellIndex, (u32, bool)>,
+    /// What the current search learnt of each coarse cell, by the cell's id.
+    pub(super) coarse_marks: Vec<CoarseMark>,
     /// Realtors rejected with their area and only counted: `(entry, hours, reason)`, where
     /// `Overlap` stands for "available and within radius" until their working hours decide.
     pub(super) bulk: Vec<(u32, u32, RejectReason)>,
@@ -155,9 +165,6 @@ pub struct SearchScratch {
     pub(super) fine_reach_km: f64,
     /// Whether searches must examine every candidate one by one.
     pub(super) exhaustive: bool,
-    /// `coarse_visited[cell] == generation` when the current search's rings visited that
-    /// coarse cell.
-    pub(super) coarse_visited: FxHashMap<CellIndex, u32>,
 }
 
 /// Rings a scratch keeps before starting afresh (a metro's listings need a few thousand).
@@ -195,7 +202,7 @@ impl SearchScratch {
         }
     }
 
-    pub(super) fn begin(&mut self, entries: usize, hours: usize) {
+    pub(super) fn begin(&mut self, entries: usize, hours: usize, coarse_ids: u32) {
         self.heap.clear();
         self.hours_pool.clear();
         self.reports.clear();
@@ -206,6 +213,10 @@ impl SearchScratch {
         if self.seen.len() < entries {
             self.seen.resize(entries, 0);
         }
+        if self.coarse_marks.len() < coarse_ids as usize {
+            self.coarse_marks
+                .resize(coarse_ids as usize, CoarseMark::default());
+        }
         if self.hours_stamp.len() < hours {
             self.hours_stamp.resize(hours, 0);
             self.hours_span.resize(hours, (0, 0, false));
@@ -214,8 +225,7 @@ impl SearchScratch {
         if self.generation == 0 {
             self.seen.fill(0);
             self.hours_stamp.fill(0);
-            self.areas.clear();
-            self.coarse_visited.clear();
+            self.coarse_marks.fill(CoarseMark::default());
             self.generation = 1;
         }
     }

@@ -97,7 +97,7 @@ impl RealtorIndex {
         let mut walk = self.walk(plan);
         let mut feasible: Vec<Feasible> = Vec::new();
         let mut nearest_feasible: Option<f64> = known_km.filter(|k| k.is_finite());
-        scratch.begin(self.entries.len(), self.hours.len());
+        scratch.begin(self.entries.len(), self.hours.len(), self.coarse_ids);
         if !plan.fits_window() {
             let mut d = Decision::decide(policy, feasible, Vec::new(), 0);
             d.explanation.reason = Some("window_too_short".to_owned());
@@ -458,7 +458,7 @@ impl RealtorIndex {
         let target = plan.first().point();
         let mut walk = self.walk(plan);
         let mut search = SearchScratch::default();
-        search.begin(self.entries.len(), self.hours.len());
+        search.begin(self.entries.len(), self.hours.len(), self.coarse_ids);
         let mut within = Vec::new();
         while let Some(bound) = self.explore(&mut walk, &target, &mut search) {
             within.extend(

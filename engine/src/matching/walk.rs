@@ -110,10 +110,9 @@ impl RealtorIndex {
         let Some(area) = walk.summaries else {
             return true;
         };
-        if let Some(&(generation, fits)) = scratch.areas.get(&cell) {
-            if generation == scratch.generation {
-                return fits;
-            }
+        let mark = scratch.coarse_marks[cc.id as usize];
+        if mark.asked == scratch.generation {
+            return mark.fits;
         }
         // No booked stop of the cell is nearer either end of the tour than this.
         let least_km = cc
@@ -128,7 +127,9 @@ impl RealtorIndex {
             travel_level(travel_at_least(least_km)),
             &mut scratch.feasibility.zones,
         );
-        scratch.areas.insert(cell, (scratch.generation, fits));
+        let mark = &mut scratch.coarse_marks[cc.id as usize];
+        mark.asked = scratch.generation;
+        mark.fits = fits;
         fits
     }
 
@@ -283,11 +284,11 @@ impl RealtorIndex {
     ) {
         if walk.exhausted {
             // The scan after the rings: cells the rings visited hold nobody new.
-            if scratch.coarse_visited.get(&cell) == Some(&scratch.generation) {
+            if scratch.coarse_marks[cc.id as usize].visited == scratch.generation {
                 return;
             }
         } else {
-            scratch.coarse_visited.insert(cell, scratch.generation);
+            scratch.coarse_marks[cc.id as usize].visited = scratch.generation;
         }
         // Nobody here reaches the tour when it lies beyond the largest radius plus the
         // cell's reach from the centre: one dot product (the haversine decides a near tie).
