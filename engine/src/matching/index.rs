@@ -163,6 +163,10 @@ pub struct RealtorIndex {
     pub(super) max_radius_km: f64,
     /// Every distinct set of working hours ever indexed (a few per city; never shrinks).
     pub(super) hours: Vec<WorkingHours>,
+    /// For each of `hours`, a number no other set of hours of any index was given (a clone
+    /// shares its original's, with the hours themselves): what a searcher keeping converted
+    /// hours across searches, and indexes, tells them apart by.
+    pub(super) hours_keys: Vec<u64>,
     hours_by_fingerprint: FxHashMap<u64, Vec<u32>>,
     /// Booked first and last stops by [`GeoPoint::square`]: a tour starting or ending at one
     /// of them may need no travel from or to that booking, which the free-time summaries
@@ -195,6 +199,7 @@ impl RealtorIndex {
             free_coarse_ids: Vec::new(),
             max_radius_km: 0.0,
             hours: Vec::new(),
+            hours_keys: Vec::new(),
             hours_by_fingerprint: FxHashMap::default(),
             booked_stops: FxHashMap::default(),
             summaries: Summaries::default(),
@@ -212,6 +217,7 @@ impl RealtorIndex {
         }
         let id = u32::try_from(self.hours.len()).unwrap_or(u32::MAX);
         self.hours.push(hours.clone());
+        self.hours_keys.push(next_version());
         ids.push(id);
         id
     }

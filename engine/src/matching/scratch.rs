@@ -68,10 +68,18 @@ pub(super) struct BulkCount {
 /// intervals out (converting local times costs time-zone arithmetic per interval).
 #[derive(Debug, Default)]
 pub(super) struct UtcHoursCache {
-    /// By the hours' id in their index: the hours converted (ids are an index's own, so the
-    /// hours themselves say whether the entry still holds), the UTC span `[from, to)` covered,
-    /// and every working interval meeting it.
-    spans: Vec<Option<(WorkingHours, (i64, i64), Vec<(i64, i64)>)>>,
+    /// By the hours' id in their index: the key of the hours converted (ids are an index's
+    /// own; keys are unique across indexes, see `RealtorIndex::hours_keys`), the UTC span
+    /// `[from, to)` covered, and every working interval meeting it.
+    spans: Vec<Option<ConvertedSpan>>,
+}
+
+/// One set of working hours in UTC over a span of days.
+#[derive(Debug)]
+struct ConvertedSpan {
+    key: u64,
+    span: (i64, i64),
+    intervals: Vec<(i64, i64)>,
 }
 
 /// How far around a window a conversion reaches: windows last at most 14 days, and tours of
@@ -80,12 +88,13 @@ const UTC_SPAN_MARGIN: i64 = 7 * 24 * 3600;
 
 impl UtcHoursCache {
     /// Into `out`: what `hours.utc_intervals(window)` gives, from the span kept for id `id`
+    /// (if it still holds the hours of `key`)
     /// when it covers the window (every interval meeting the window then meets the span, and
     /// the span's are sorted), else after converting a new span.
     pub(super) fn fill_for(
         &mut self,
         hours: &WorkingHours,
-        id: usize,
+        (id, key): (usize, u64),
         (from, to): (i64, i64),
         out: &mut Vec<(i64, i64)>,
         zones: &mut ZoneMemo,
@@ -96,19 +105,23 @@ impl UtcHoursCache {
         let slot = &mut self.spans[id];
         let covered = slot
             .as_ref()
-            .is_some_and(|(h, (a, b), _)| *a <= from && to <= *b && h == hours);
+            .is_some_and(|c| c.span.0 <= from && to <= c.span.1 && c.key == key);
         if !covered {
             let span = (
                 from.saturating_sub(UTC_SPAN_MARGIN),
                 to.saturating_add(UTC_SPAN_MARGIN),
             );
-            let mut intervals = slot.take().map(|(_, _, v)| v).unwrap_or_default();
+            let mut intervals = slot.take().map(|c| c.intervals).unwrap_or_default();
             hours.utc_intervals(span.0, span.1, &mut intervals, zones);
-            *slot = Some((hours.clone(), span, intervals));
+            *slot = Some(ConvertedSpan {
+                key,
+                span,
+                intervals,
+            });
         }
         out.clear();
-        if let Some((_, _, intervals)) = slot {
-            out.extend(intervals.iter().filter(|&&(a, b)| a < to && b > from));
+        if let Some(c) = slot {
+            out.extend(c.intervals.iter().filter(|&&(a, b)| a < to && b > from));
         }
     }
 }

@@ -435,7 +435,7 @@ impl RealtorIndex {
         if scratch.hours_stamp[i] != scratch.generation {
             scratch.utc_hours.fill_for(
                 &self.hours[i],
-                i,
+                (i, self.hours_keys[i]),
                 (q.ws, q.we),
                 &mut scratch.intervals,
                 &mut scratch.feasibility.zones,
