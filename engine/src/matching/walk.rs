@@ -324,8 +324,37 @@ impl RealtorIndex {
         // even that, and nothing stored per realtor. Those the fine rings found are reported
         // already and left out; only a cell within the fine rings' reach can hold any.
         if let Some(hours) = cc.one_hours {
+            // Nobody here is nearer than `nearest`, farther than anyone the fine rings found.
+            let none_seen = nearest > scratch.fine_reach_km;
+            let mut count = BulkCount {
+                nearest,
+                farthest,
+                cell,
+                from,
+                surely_within,
+                exhausted: walk.exhausted,
+                unavailable: 0,
+                out_of_radius: 0,
+                available: 0,
+                hours,
+            };
+            // The common case, far from the tour in a ring: a dot product each in the band.
+            if let (true, false, Some(within)) = (
+                none_seen,
+                walk.exhausted,
+                available_within(cc, band.clone(), walk.first_unit),
+            ) {
+                let unavailable = cc.unavailable_from[from] as usize;
+                let band_unavailable = unavailable - cc.unavailable_from[band.end] as usize;
+                let band_available = band.len() - band_unavailable;
+                count.unavailable = unavailable;
+                count.out_of_radius = band_available - within;
+                count.available = (cc.slots.len() - from) - unavailable - count.out_of_radius;
+                scratch.bulk_counts.push(count);
+                return;
+            }
             let suffix = band.end..cc.slots.len();
-            let (mut unavailable, mut available) = if nearest > scratch.fine_reach_km {
+            let (mut unavailable, mut available) = if none_seen {
                 let unavailable = cc.unavailable_from[band.end] as usize;
                 (unavailable, suffix.len() - unavailable)
             } else {
@@ -358,18 +387,10 @@ impl RealtorIndex {
                     None => {}
                 }
             }
-            scratch.bulk_counts.push(BulkCount {
-                nearest,
-                farthest,
-                cell,
-                from,
-                surely_within,
-                exhausted: walk.exhausted,
-                unavailable,
-                out_of_radius,
-                available,
-                hours,
-            });
+            count.unavailable = unavailable;
+            count.out_of_radius = out_of_radius;
+            count.available = available;
+            scratch.bulk_counts.push(count);
             return;
         }
         let first = scratch.bulk.len();
@@ -397,4 +418,18 @@ impl RealtorIndex {
             last: scratch.bulk.len(),
         });
     }
+}
+
+/// How many realtors of `cc.slots[band]` are available and within their radius of the point
+/// `t` (on the unit sphere): one dot product each, branch-free. `None` when one of them is
+/// too close to their radius for the cosines to decide (the caller then asks one by one).
+fn available_within(cc: &CoarseCell, band: std::ops::Range<usize>, t: [f64; 3]) -> Option<usize> {
+    let mut within = 0;
+    let mut too_close = false;
+    for (s, r) in cc.slots[band.clone()].iter().zip(&cc.reach[band]) {
+        let cos = r.unit[0] * t[0] + r.unit[1] * t[1] + r.unit[2] * t[2];
+        too_close |= (cos - r.cos_radius).abs() < 1e-12;
+        within += usize::from(s.available & (cos >= r.cos_radius));
+    }
+    (!too_close).then_some(within)
 }
