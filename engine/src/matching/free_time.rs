@@ -225,18 +225,21 @@ impl RealtorIndex {
         for day in ws.div_euclid(DAY)..=last_start.div_euclid(DAY) {
             let day = day * DAY;
             let key = (cell, day, level);
-            let fresh = cache
-                .days
-                .get(&key)
-                .is_some_and(|s| s.version == cc.version && s.missed_bookings < worth_rebuilding);
-            if !fresh {
-                let built = self.summarise(cc, day, LEVELS[usize::from(level)], cache, zones);
-                if cache.days.len() >= MAX_KEPT {
-                    cache.days.clear();
+            let fits = match cache.days.get(&key) {
+                Some(s) if s.version == cc.version && s.missed_bookings < worth_rebuilding => {
+                    s.may_fit(day, ws, last_start, d)
                 }
-                cache.days.insert(key, built);
-            }
-            if cache.days[&key].may_fit(day, ws, last_start, d) {
+                _ => {
+                    let built = self.summarise(cc, day, LEVELS[usize::from(level)], cache, zones);
+                    let fits = built.may_fit(day, ws, last_start, d);
+                    if cache.days.len() >= MAX_KEPT {
+                        cache.days.clear();
+                    }
+                    cache.days.insert(key, built);
+                    fits
+                }
+            };
+            if fits {
                 return true;
             }
         }

@@ -114,7 +114,7 @@ impl RealtorIndex {
             walk.summaries = Some(AreaQuery {
                 window: (q.ws, q.we, q.fp.duration),
                 first: q.fp.first.point(),
-                last: q.fp.last.point(),
+                last: q.multi_stop.then(|| q.fp.last.point()),
                 first_unit: target.unit(),
                 cos_max_radius: Reach::new(&target, self.max_radius_km).cos_radius,
             });

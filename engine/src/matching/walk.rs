@@ -49,7 +49,8 @@ pub(super) struct AreaQuery {
     /// `(window start, window end, duration)`.
     pub(super) window: (i64, i64, i64),
     pub(super) first: GeoPoint,
-    pub(super) last: GeoPoint,
+    /// The last stop, when it is not where the tour starts.
+    pub(super) last: Option<GeoPoint>,
     /// `first` on the unit sphere, and the cosine of the largest radius's angle.
     pub(super) first_unit: [f64; 3],
     pub(super) cos_max_radius: f64,
@@ -115,12 +116,11 @@ impl RealtorIndex {
             return mark.fits;
         }
         // No booked stop of the cell is nearer either end of the tour than this.
-        let least_km = cc
-            .centre
-            .distance_km(&area.first)
-            .min(cc.centre.distance_km(&area.last))
-            - cc.reach_km
-            - cc.stop_reach_km;
+        let mut centre_km = cc.centre.distance_km(&area.first);
+        if let Some(last) = &area.last {
+            centre_km = centre_km.min(cc.centre.distance_km(last));
+        }
+        let least_km = centre_km - cc.reach_km - cc.stop_reach_km;
         let fits = self.area_may_fit(
             (cell, cc),
             area.window,
