@@ -265,7 +265,9 @@ impl RealtorIndex {
                 _ => false,
             };
             let distance = s.point.distance_km(target);
-            scratch.fine_reach_km = scratch.fine_reach_km.max(distance);
+            if distance > scratch.fine_reach_km {
+                scratch.fine_reach_km = distance; // (distances are never NaN: no `f64::max`)
+            }
             scratch.found.push((distance, *s, ruled_out));
         }
     }
