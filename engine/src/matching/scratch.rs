@@ -137,12 +137,39 @@ pub(super) struct CoarseMark {
     pub(super) fits: bool,
 }
 
+/// A realtor a ring found, with what the first checks of a candidate read (copied from
+/// their slot, smaller than it: thousands are found per search).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Found {
+    pub(super) distance: f64,
+    pub(super) radius_km: f64,
+    pub(super) entry: u32,
+    /// Their working hours in the index's list.
+    pub(super) hours: u32,
+    pub(super) available: bool,
+    /// Whether the free-time summary of their area rules the tour out.
+    pub(super) ruled_out: bool,
+}
+
+impl Found {
+    pub(super) fn new(distance: f64, s: &Slot, ruled_out: bool) -> Self {
+        Self {
+            distance,
+            radius_km: s.radius_km,
+            entry: s.entry,
+            hours: s.hours,
+            available: s.available,
+            ruled_out,
+        }
+    }
+}
+
 /// Buffers reused across searches, and the rings they have enumerated.
 #[derive(Debug, Default)]
 pub struct SearchScratch {
     pub(super) heap: BinaryHeap<Reverse<Pending>>,
-    /// Realtors the last ring found: distance, slot, and whether their area is ruled out.
-    pub(super) found: Vec<(f64, Slot, bool)>,
+    /// Realtors the last ring found.
+    pub(super) found: Vec<Found>,
     pub(super) feasibility: Scratch,
     /// `seen[entry] == generation` when the current search already found that realtor.
     pub(super) seen: Vec<u32>,

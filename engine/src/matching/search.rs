@@ -36,10 +36,10 @@ use crate::feasibility::{
 use crate::geo::{distance_km, travel_minutes_for_km, GeoPoint};
 use crate::ids::RealtorId;
 use crate::matching::explain::{rejected_slot, Decision, OutcomeCounts, Seen, Verdict};
-use crate::matching::index::{Reach, RealtorIndex, Slot};
+use crate::matching::index::{Reach, RealtorIndex};
 use crate::matching::policy::{Feasible, Policy};
-use crate::matching::scratch::Pending;
 pub use crate::matching::scratch::SearchScratch;
+use crate::matching::scratch::{Found, Pending};
 use crate::matching::walk::AreaQuery;
 use crate::tour::TourPlan;
 
@@ -121,17 +121,17 @@ impl RealtorIndex {
         }
         while let Some(bound) = self.explore(&mut walk, &target, scratch) {
             let found = std::mem::take(&mut scratch.found);
-            for &(distance, slot, ruled_out) in &found {
-                let entry = slot.entry;
+            for f in &found {
+                let (distance, entry) = (f.distance, f.entry);
                 if walk.exhausted && distance > self.max_radius_km {
                     continue; // a scan reaches the whole index; nobody that far can ever serve here
                 }
                 // Far out (the coarse rings), candidates come by the hundred and few survive
                 // the cheap steps: rejecting them on arrival keeps them out of the heap. (Those
                 // beyond what decides the search are dropped below, as if never evaluated.)
-                let verdict = self.check_slot(plan, &slot, distance).and_then(|()| {
-                    if ruled_out {
-                        Err(self.area_reason(&q, slot.hours, scratch))
+                let verdict = self.check_found(plan, f).and_then(|()| {
+                    if f.ruled_out {
+                        Err(self.area_reason(&q, f.hours, scratch))
                     } else if walk.coarse {
                         self.screen(&q, entry, distance, scratch)
                     } else {
@@ -370,16 +370,17 @@ impl RealtorIndex {
         first_free(intervals, q.ws, q.we, d, &scratch.forbidden).ok_or(RejectReason::Overlap)
     }
 
-    /// [`check_profile`] from the copies in `slot` (the entry is read only for declines).
-    fn check_slot(&self, plan: &TourPlan, slot: &Slot, distance: f64) -> Result<(), RejectReason> {
-        if !slot.available {
+    /// [`check_profile`] from the copies in `found` (the entry is read only for declines).
+    fn check_found(&self, plan: &TourPlan, found: &Found) -> Result<(), RejectReason> {
+        let distance = found.distance;
+        if !found.available {
             return Err(RejectReason::Unavailable);
         }
         if !plan.declined.is_empty() {
-            let e = &self.entries[slot.entry as usize];
+            let e = &self.entries[found.entry as usize];
             return check_profile(&e.realtor, plan, distance);
         }
-        if distance > slot.radius_km {
+        if distance > found.radius_km {
             return Err(RejectReason::OutOfRadius);
         }
         Ok(())
@@ -465,8 +466,8 @@ impl RealtorIndex {
                 search
                     .found
                     .iter()
-                    .filter(|(d, _, _)| *d <= radius_km)
-                    .map(|&(d, slot, _)| (d, slot.entry)),
+                    .filter(|f| f.distance <= radius_km)
+                    .map(|f| (f.distance, f.entry)),
             );
             // Nobody beyond every service radius can take anything.
             if bound > radius_km || bound > self.max_radius_km {

@@ -12,7 +12,7 @@ use crate::feasibility::RejectReason;
 use crate::geo::{ring_bound_km, GeoPoint, Location};
 use crate::matching::free_time::travel_level;
 use crate::matching::index::{CoarseCell, Reach, RealtorIndex, Slot};
-use crate::matching::scratch::{BulkArea, BulkCount, SearchScratch};
+use crate::matching::scratch::{BulkArea, BulkCount, Found, SearchScratch};
 use crate::matching::search::travel_at_least;
 use crate::tour::TourPlan;
 
@@ -268,7 +268,7 @@ impl RealtorIndex {
             if distance > scratch.fine_reach_km {
                 scratch.fine_reach_km = distance; // (distances are never NaN: no `f64::max`)
             }
-            scratch.found.push((distance, *s, ruled_out));
+            scratch.found.push(Found::new(distance, s, ruled_out));
         }
     }
 
@@ -312,7 +312,9 @@ impl RealtorIndex {
                     let mark = &mut scratch.seen[s.entry as usize];
                     if *mark != scratch.generation {
                         *mark = scratch.generation;
-                        scratch.found.push((s.point.distance_km(target), *s, false));
+                        scratch
+                            .found
+                            .push(Found::new(s.point.distance_km(target), s, false));
                     }
                 }
                 return;
