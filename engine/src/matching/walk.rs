@@ -343,11 +343,12 @@ impl RealtorIndex {
                 hours,
             };
             // The common case, far from the tour in a ring: a dot product each in the band.
-            if let (true, false, Some(within)) = (
-                none_seen,
-                walk.exhausted,
-                available_within(cc, band.clone(), walk.first_unit),
-            ) {
+            let within = if none_seen && !walk.exhausted {
+                available_within(cc, band.clone(), walk.first_unit)
+            } else {
+                None
+            };
+            if let Some(within) = within {
                 let unavailable = cc.unavailable_from[from] as usize;
                 let band_unavailable = unavailable - cc.unavailable_from[band.end] as usize;
                 let band_available = band.len() - band_unavailable;
