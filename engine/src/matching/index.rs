@@ -64,9 +64,16 @@ pub(super) struct CoarseCell {
     /// centre.
     pub(super) stop_reach_km: f64,
     pub(super) slots: Vec<Slot>,
-    /// For each slot, in the same order: its home on the unit sphere and the cosine of its
-    /// radius's angle, to tell who is within radius with one dot product.
+    /// For each slot, in the same order: its home on the unit sphere, the cosine of its
+    /// radius's angle and whether it is available, to tell who is available within radius
+    /// with one dot product, reading 40 bytes a realtor instead of the slot's 72 as well.
     pub(super) reach: Vec<Reach>,
+    /// Each slot's service radius, in the same order (ascending): what the binary searches
+    /// for a radius range read, 8 bytes apart instead of a slot apart.
+    pub(super) radii: Vec<f64>,
+    /// Each slot's entry, in the same order: what telling apart the realtors a search has
+    /// seen reads, 4 bytes apart.
+    pub(super) entries: Vec<u32>,
     /// `unavailable_from[i]`: how many of `slots[i..]` are not available (one more entry than
     /// slots), so that a search can count the realtors of a radius range it rules out at once.
     pub(super) unavailable_from: Vec<u32>,
@@ -93,8 +100,16 @@ fn cell_centre(cell: CellIndex) -> Option<GeoPoint> {
 }
 
 impl CoarseCell {
-    /// Brings `unavailable_from` and `one_hours` up to date with `slots`.
+    /// Brings `unavailable_from`, `one_hours`, `radii`, `entries` and the availability in
+    /// `reach` up to date with `slots`.
     fn recount(&mut self) {
+        self.radii.clear();
+        self.radii.extend(self.slots.iter().map(|s| s.radius_km));
+        self.entries.clear();
+        self.entries.extend(self.slots.iter().map(|s| s.entry));
+        for (r, s) in self.reach.iter_mut().zip(&self.slots) {
+            r.available = s.available;
+        }
         self.unavailable_from.clear();
         self.unavailable_from.resize(self.slots.len() + 1, 0);
         for (i, s) in self.slots.iter().enumerate().rev() {
@@ -108,11 +123,13 @@ impl CoarseCell {
     }
 }
 
-/// A home on the unit sphere and the cosine of the angle its service radius spans.
+/// A home on the unit sphere and the cosine of the angle its service radius spans (and, in a
+/// coarse cell, whether that realtor is available).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Reach {
     pub(super) unit: [f64; 3],
     pub(super) cos_radius: f64,
+    pub(super) available: bool,
 }
 
 impl Reach {
@@ -126,6 +143,7 @@ impl Reach {
             } else {
                 angle.cos()
             },
+            available: true,
         }
     }
 }
@@ -309,6 +327,8 @@ impl RealtorIndex {
                 stop_reach_km: 0.0,
                 slots: Vec::new(),
                 reach: Vec::new(),
+                radii: Vec::new(),
+                entries: Vec::new(),
                 unavailable_from: Vec::new(),
                 one_hours: None,
                 centre_unit: [0.0; 3],
@@ -319,7 +339,7 @@ impl RealtorIndex {
             cc.centre_unit = cc.centre.unit();
             cc.reach_km = cc.reach_km.max(cc.centre.distance_km(&point));
             cc.stop_reach_km = cc.stop_reach_km.max(e.calendar.reach_km());
-            let at = cc.slots.partition_point(|s| s.radius_km < slot.radius_km);
+            let at = cc.radii.partition_point(|&r| r < slot.radius_km);
             cc.slots.insert(at, slot);
             cc.reach.insert(at, Reach::new(&point, slot.radius_km));
             cc.recount();
@@ -376,7 +396,10 @@ impl RealtorIndex {
             };
             repoint(self.cells.get_mut(&moved.cell));
             if let (Some((_, coarse)), Some(c)) = (self.coarse.as_mut(), moved.coarse_cell) {
-                repoint(coarse.get_mut(&c).map(|cc| &mut cc.slots));
+                if let Some(cc) = coarse.get_mut(&c) {
+                    repoint(Some(&mut cc.slots));
+                    cc.recount();
+                }
             }
         }
         Some((removed.realtor, removed.calendar))
@@ -521,5 +544,73 @@ impl RealtorIndex {
     #[must_use]
     pub fn distance_to(&self, id: RealtorId, location: &Location) -> Option<f64> {
         self.get(id).map(|(r, _)| distance_km(&r.home, location))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::{TimeZone, WorkingInterval};
+
+    /// What a coarse cell keeps beside its slots must always be derived from them.
+    fn assert_columns_match_slots(index: &RealtorIndex) {
+        let Some((_, coarse)) = &index.coarse else {
+            return;
+        };
+        for cc in coarse.values() {
+            let radii: Vec<f64> = cc.slots.iter().map(|s| s.radius_km).collect();
+            let entries: Vec<u32> = cc.slots.iter().map(|s| s.entry).collect();
+            let available: Vec<bool> = cc.slots.iter().map(|s| s.available).collect();
+            assert_eq!(cc.radii, radii);
+            assert_eq!(cc.entries, entries);
+            assert_eq!(
+                cc.reach.iter().map(|r| r.available).collect::<Vec<_>>(),
+                available
+            );
+            assert!(radii.windows(2).all(|w| w[0] <= w[1]), "sorted by radius");
+            for s in &cc.slots {
+                let e = &index.entries[s.entry as usize];
+                assert_eq!(e.coarse_cell, s.coarse, "a slot names its own entry");
+            }
+        }
+    }
+
+    #[test]
+    fn coarse_columns_follow_removals_moves_and_status_changes() {
+        let mut index = RealtorIndex::new(DEFAULT_SEARCH_RESOLUTION);
+        let hours = WorkingHours::new(
+            TimeZone::utc(),
+            vec![WorkingInterval::new(1, 8 * 60, 20 * 60).unwrap()],
+        );
+        let mut ids = Vec::new();
+        for i in 0..300u32 {
+            let f = f64::from(i);
+            let home = Location::new(38.70 + (f * 0.37).sin() * 0.05, -9.14 + f * 0.0003).unwrap();
+            let realtor = Realtor::new(
+                RealtorId::new_random(),
+                home,
+                3.0 + f64::from(i % 17),
+                hours.clone(),
+                RealtorStatus::Available,
+            )
+            .unwrap();
+            ids.push(realtor.id);
+            index.upsert(realtor);
+        }
+        assert_columns_match_slots(&index);
+        for (i, id) in ids.iter().enumerate() {
+            match i % 4 {
+                // Removal moves the last entry into the freed one.
+                0 => drop(index.remove(*id)),
+                1 => {
+                    let mut moved = index.get(*id).unwrap().0.clone();
+                    moved.home = Location::new(38.75, -9.10 + i as f64 * 0.0001).unwrap();
+                    index.upsert(moved);
+                }
+                2 => index.set_status(*id, RealtorStatus::Unavailable).unwrap(),
+                _ => {}
+            }
+            assert_columns_match_slots(&index);
+        }
     }
 }

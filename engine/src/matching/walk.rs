@@ -301,7 +301,7 @@ impl RealtorIndex {
         }
         let centre_km = cc.centre.distance_km(target);
         let nearest = centre_km - cc.reach_km - 1e-6;
-        let from = cc.slots.partition_point(|s| s.radius_km < nearest);
+        let from = cc.radii.partition_point(|&r| r < nearest);
         if from == cc.slots.len() {
             return; // nobody here reaches the tour
         }
@@ -321,7 +321,7 @@ impl RealtorIndex {
             }
         };
         let farthest = centre_km + cc.reach_km + 1e-6;
-        let surely_within = cc.slots.partition_point(|s| s.radius_km < farthest);
+        let surely_within = cc.radii.partition_point(|&r| r < farthest);
         let band = from..surely_within.max(from);
         // When the cell's realtors share their hours, they are only counted: a dot product
         // each in the radius band, beyond it (whose radius reaches past the whole cell) not
@@ -359,17 +359,20 @@ impl RealtorIndex {
                 return;
             }
             let suffix = band.end..cc.slots.len();
-            let (mut unavailable, mut available) = if none_seen {
-                let unavailable = cc.unavailable_from[band.end] as usize;
-                (unavailable, suffix.len() - unavailable)
-            } else {
-                cc.slots[suffix]
-                    .iter()
-                    .filter(|s| scratch.seen[s.entry as usize] != scratch.generation)
-                    .fold((0, 0), |(u, a), s| {
-                        (u + usize::from(!s.available), a + usize::from(s.available))
-                    })
-            };
+            let mut unavailable = cc.unavailable_from[band.end] as usize;
+            let mut available = suffix.len() - unavailable;
+            if !none_seen {
+                // Those the fine rings found are reported already: take them out (few).
+                for (i, &entry) in cc.entries[suffix.clone()].iter().enumerate() {
+                    if scratch.seen[entry as usize] == scratch.generation {
+                        if cc.reach[suffix.start + i].available {
+                            available -= 1;
+                        } else {
+                            unavailable -= 1;
+                        }
+                    }
+                }
+            }
             let mut out_of_radius = 0;
             for (i, (s, r)) in cc.slots[band.clone()]
                 .iter()
@@ -431,10 +434,10 @@ impl RealtorIndex {
 fn available_within(cc: &CoarseCell, band: std::ops::Range<usize>, t: [f64; 3]) -> Option<usize> {
     let mut within = 0;
     let mut too_close = false;
-    for (s, r) in cc.slots[band.clone()].iter().zip(&cc.reach[band]) {
+    for r in &cc.reach[band] {
         let cos = r.unit[0] * t[0] + r.unit[1] * t[1] + r.unit[2] * t[2];
         too_close |= (cos - r.cos_radius).abs() < 1e-12;
-        within += usize::from(s.available & (cos >= r.cos_radius));
+        within += usize::from(r.available & (cos >= r.cos_radius));
     }
     (!too_close).then_some(within)
 }

@@ -176,6 +176,12 @@ pub fn random_plan(rng: &mut Rng, world: &World, declined_from: &[RealtorId]) ->
 /// windows are unassignable, so searches reach the coarse rings and prove "nobody" with the
 /// relaxed calendar.
 pub fn synchronized_world(seed: u64, realtors: usize) -> World {
+    synchronized_world_spread(seed, realtors, 0.15)
+}
+
+/// [`synchronized_world`] with homes spread `spread` degrees around the centre: wide enough,
+/// the coarse rings rule out far cells before they run out of cells.
+pub fn synchronized_world_spread(seed: u64, realtors: usize, spread: f64) -> World {
     let mut rng = Rng(seed | 1);
     let (lat, lng, base) = (
         38.72,
@@ -189,7 +195,7 @@ pub fn synchronized_world(seed: u64, realtors: usize) -> World {
         .collect();
     for _ in 0..realtors {
         let id = RealtorId::new_random();
-        let home = near(&mut rng, lat, lng, 0.15);
+        let home = near(&mut rng, lat, lng, spread);
         let radius = rng.range(3.0, 30.0);
         let realtor = Realtor::new(
             id,
