@@ -1,8 +1,7 @@
 //! What a search keeps between searches (buffers, enumerated rings)
 //! and what it gathers during one (candidates, realtors ruled out with their areas).
 
-use std::cmp::{Ordering, Reverse};
-use std::collections::BinaryHeap;
+use std::cmp::Ordering;
 
 use h3o::CellIndex;
 use rustc_hash::FxHashMap;
@@ -167,7 +166,12 @@ impl Found {
 /// Buffers reused across searches, and the rings they have enumerated.
 #[derive(Debug, Default)]
 pub struct SearchScratch {
-    pub(super) heap: BinaryHeap<Reverse<Pending>>,
+    /// Candidates waiting for evaluation, in no order: most are found beyond what decides
+    /// the search and never evaluated, so ordering them all (a heap) costs more than picking
+    /// out, after each ring, the few the bound lets through.
+    pub(super) pending: Vec<Pending>,
+    /// Those picked out, farthest first (`pop` gives the nearest).
+    pub(super) ready: Vec<Pending>,
     /// Realtors the last ring found.
     pub(super) found: Vec<Found>,
     pub(super) feasibility: Scratch,
@@ -231,6 +235,19 @@ impl SearchScratch {
         from..to
     }
 
+    /// Moves the pending candidates at most `limit` km away into `ready`, farthest first.
+    pub(super) fn take_ready(&mut self, limit: f64) {
+        let ready = &mut self.ready;
+        self.pending.retain(|p| {
+            let now = p.distance <= limit;
+            if now {
+                ready.push(*p);
+            }
+            !now
+        });
+        ready.sort_unstable_by(|a, b| b.cmp(a));
+    }
+
     /// A scratch whose searches examine every candidate one by one and never rule out an area
     /// by its free-time summary: the reference the summaries are tested against. Same
     /// decisions, only slower.
@@ -243,7 +260,8 @@ impl SearchScratch {
     }
 
     pub(super) fn begin(&mut self, entries: usize, hours: usize, coarse_ids: u32) {
-        self.heap.clear();
+        self.pending.clear();
+        self.ready.clear();
         self.hours_pool.clear();
         self.reports.clear();
         self.bulk.clear();

@@ -1,14 +1,14 @@
 //! The exact ring search over a [`RealtorIndex`] (CONTRACT 5.4).
 //!
 //! Walk H3 rings outwards from the cell of the tour's first listing. After ring k, no unexplored
-//! realtor is nearer than [`crate::geo::ring_bound_km`]. Candidates wait in a min-heap by
-//! distance and are evaluated (calendar, working hours) nearest first, only once nothing
-//! unexplored can be nearer; the walk stops as soon as the bound passes the nearest feasible
-//! distance plus the policy's slack. After `FINE_RINGS` rings at the index's resolution the
-//! walk goes on in the index's coarse cells (two resolutions up), where realtors whose radius
-//! cannot reach the tour are passed over unread. When a ring would have more cells than the
-//! index has occupied cells, the rest of the index is scanned instead, so sparse indexes and far
-//! searches stay cheap.
+//! realtor is nearer than [`crate::geo::ring_bound_km`]. Candidates wait, unordered, until
+//! the bound lets them through, and are evaluated (calendar, working hours) nearest first,
+//! only once nothing unexplored can be nearer; the walk stops as soon as the bound passes the
+//! nearest feasible distance plus the policy's slack. After `FINE_RINGS` rings at the index's
+//! resolution the walk goes on in the index's coarse cells (two resolutions up), where
+//! realtors whose radius cannot reach the tour are passed over unread. When a ring would have
+//! more cells than the index has occupied cells, the rest of the index is scanned instead, so
+//! sparse indexes and far searches stay cheap.
 //!
 //! Evaluating a candidate is where an unassignable tour spends its time (it must prove that
 //! nobody in reach can take it), so it is done in cheap steps, each exact:
@@ -26,8 +26,6 @@
 //!
 //! The ring walk itself is in [`super::walk`]; what a search keeps between searches, in
 //! [`super::scratch`].
-
-use std::cmp::Reverse;
 
 use crate::calendar::Footprint;
 use crate::feasibility::{
@@ -127,7 +125,7 @@ impl RealtorIndex {
                     continue; // a scan reaches the whole index; nobody that far can ever serve here
                 }
                 // Far out (the coarse rings), candidates come by the hundred and few survive
-                // the cheap steps: rejecting them on arrival keeps them out of the heap. (Those
+                // the cheap steps: rejecting them on arrival keeps them from waiting. (Those
                 // beyond what decides the search are dropped below, as if never evaluated.)
                 let verdict = self.check_found(plan, f).and_then(|()| {
                     if f.ruled_out {
@@ -139,7 +137,7 @@ impl RealtorIndex {
                     }
                 });
                 match verdict {
-                    Ok(()) => scratch.heap.push(Reverse(Pending { distance, entry })),
+                    Ok(()) => scratch.pending.push(Pending { distance, entry }),
                     Err(reason) => scratch.reports.push(Seen {
                         distance_km: distance,
                         entry,
@@ -150,12 +148,14 @@ impl RealtorIndex {
             scratch.found = found;
             // Evaluate, nearest first, whoever nothing unexplored can beat (or, once a feasible
             // realtor is known, whoever is within the policy's slack of it).
-            while let Some(Reverse(top)) = scratch.heap.peek().copied() {
+            // (The limit only shrinks during a round: those it lets through now are all.)
+            scratch.take_ready(nearest_feasible.map_or(bound, |n| n + slack));
+            while let Some(top) = scratch.ready.pop() {
                 let limit = nearest_feasible.map_or(bound, |n| n + slack);
                 if top.distance > limit {
+                    scratch.ready.push(top);
                     break;
                 }
-                scratch.heap.pop();
                 let e = &self.entries[top.entry as usize];
                 match self.evaluate(&q, top.entry, top.distance, scratch) {
                     Ok(start) => {
@@ -190,6 +190,7 @@ impl RealtorIndex {
                     }),
                 }
             }
+            scratch.pending.append(&mut scratch.ready);
             let settled = nearest_feasible.is_some_and(|n| bound > n + slack);
             if settled || bound > self.max_radius_km {
                 break;
@@ -200,7 +201,7 @@ impl RealtorIndex {
         let decisive = nearest_feasible.map_or(f64::INFINITY, |n| n + slack);
         let counted = self.settle_bulk(&q, &target, walk.summaries.as_ref(), decisive, scratch);
         scratch.reports.retain(|r| r.distance_km <= decisive);
-        for Reverse(p) in scratch.heap.drain() {
+        for p in scratch.pending.drain(..) {
             if p.distance <= decisive {
                 scratch.reports.push(Seen {
                     distance_km: p.distance,
