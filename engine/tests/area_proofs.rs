@@ -320,3 +320,66 @@ fn a_new_realtor_reaches_the_summaries() {
     let found = agree(&index, &plan, &mut kept);
     assert_eq!(found.choice.map(|c| c.realtor_id), Some(newcomer_id));
 }
+
+/// A searcher keeps copies of what it read near each place (the realtors of the first rings);
+/// every kind of change to the index, each on its own, reaches them: a kept searcher decides
+/// and explains exactly as a fresh one, before and after each change.
+#[test]
+fn a_kept_searcher_sees_each_change_on_its_own() {
+    use engine::RealtorStatus;
+    let mut world = build_world(23, 300, 2);
+    let mut rng = Rng(77);
+    let plans: Vec<TourPlan> = (0..40)
+        .map(|_| random_plan(&mut rng, &world, &[]))
+        .collect();
+    let mut kept = SearchScratch::default();
+    let check = |index: &RealtorIndex, kept: &mut SearchScratch| {
+        for plan in &plans {
+            let fresh = index.search(plan, &Nearest);
+            assert_eq!(index.search_with(plan, &Nearest, kept), fresh, "{plan:?}");
+        }
+    };
+    check(&world.index, &mut kept);
+    // The realtors nearest the tours, where the first rings look.
+    let mut near_tours: Vec<(f64, engine::RealtorId)> = Vec::new();
+    for (r, _) in world.index.iter() {
+        let d = plans
+            .iter()
+            .map(|p| engine::geo::distance_km(&r.home, &p.stops[0].location))
+            .fold(f64::INFINITY, f64::min);
+        near_tours.push((d, r.id));
+    }
+    near_tours.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let ids: Vec<engine::RealtorId> = near_tours.iter().take(12).map(|&(_, id)| id).collect();
+    for (i, id) in ids.iter().enumerate() {
+        match i % 4 {
+            0 => {
+                let now = world.index.get(*id).unwrap().0.status;
+                let flipped = if now == RealtorStatus::Available {
+                    RealtorStatus::Unavailable
+                } else {
+                    RealtorStatus::Available
+                };
+                world.index.set_status(*id, flipped).unwrap();
+            }
+            1 => {
+                world.index.remove(*id);
+            }
+            2 => {
+                let mut moved = world.index.get(*id).unwrap().0.clone();
+                moved.home = plans[i].stops[0].location;
+                world.index.upsert(moved);
+            }
+            _ => {
+                let mut newcomer = world.index.get(*id).unwrap().0.clone();
+                newcomer.id = engine::RealtorId::new_random();
+                newcomer.home = plans[i].stops[0].location;
+                world.index.upsert(newcomer.clone());
+                check(&world.index, &mut kept);
+                // The newest realtor is the last entry: removing it moves nobody else.
+                world.index.remove(newcomer.id);
+            }
+        }
+        check(&world.index, &mut kept);
+    }
+}

@@ -158,8 +158,8 @@ pub(crate) enum Verdict {
 /// Why a decision came out as it did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Explanation {
-    /// The policy that decided.
-    pub policy: String,
+    /// The policy that decided (borrowed from the policy, not copied per decision).
+    pub policy: std::borrow::Cow<'static, str>,
     /// H3 rings searched around the first listing (at the index's resolution), summed over
     /// the indexes asked.
     pub rings_searched: u32,
@@ -232,7 +232,7 @@ impl Decision {
         Decision {
             choice,
             explanation: Explanation {
-                policy: policy.name().to_owned(),
+                policy: policy.name().into(),
                 rings_searched,
                 candidates: reports,
                 omitted,
@@ -324,7 +324,7 @@ impl Decision {
         Decision {
             choice,
             explanation: Explanation {
-                policy: policy.name().to_owned(),
+                policy: policy.name().into(),
                 rings_searched,
                 candidates,
                 omitted: omitted_map(counts),

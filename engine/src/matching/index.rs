@@ -170,6 +170,10 @@ pub struct RealtorIndex {
     pub(super) entries: Vec<Entry>,
     by_id: FxHashMap<RealtorId, u32>,
     pub(super) cells: FxHashMap<CellIndex, Vec<Slot>>,
+    /// Changes whenever any of `cells` does; never repeats, across indexes too (a clone
+    /// shares it until either changes): what a searcher's copies of the slots of the rings
+    /// around a place are checked against (see [`super::scratch::SearchScratch`]).
+    pub(super) cells_version: u64,
     /// The same realtors by their home's cell two resolutions coarser (49 times the area),
     /// for searches that must reach far: a few large rings instead of thousands of small ones.
     /// Each cell's realtors are sorted by service radius.
@@ -209,6 +213,7 @@ impl RealtorIndex {
             entries: Vec::new(),
             by_id: FxHashMap::default(),
             cells: FxHashMap::default(),
+            cells_version: next_version(),
             coarse: resolution
                 .pred()
                 .and_then(Resolution::pred)
@@ -313,6 +318,7 @@ impl RealtorIndex {
             coarse: coarse_cell,
         };
         self.cells.entry(cell).or_default().push(slot);
+        self.cells_version = next_version();
         if let (Some((_, coarse)), Some(c)) = (self.coarse.as_mut(), coarse_cell) {
             let (free, handed_out) = (&mut self.free_coarse_ids, &mut self.coarse_ids);
             let cc = coarse.entry(c).or_insert_with(|| CoarseCell {
@@ -356,6 +362,7 @@ impl RealtorIndex {
             }
         };
         unlink_from(&mut self.cells, cell);
+        self.cells_version = next_version();
         if let (Some((_, coarse)), Some(c)) = (self.coarse.as_mut(), coarse_cell) {
             if let Some(cc) = coarse.get_mut(&c) {
                 cc.version = next_version();
@@ -394,7 +401,7 @@ impl RealtorIndex {
                     s.entry = idx;
                 }
             };
-            repoint(self.cells.get_mut(&moved.cell));
+            repoint(self.cells.get_mut(&moved.cell)); // (`unlink` changed the version)
             if let (Some((_, coarse)), Some(c)) = (self.coarse.as_mut(), moved.coarse_cell) {
                 if let Some(cc) = coarse.get_mut(&c) {
                     repoint(Some(&mut cc.slots));
@@ -424,6 +431,7 @@ impl RealtorIndex {
             }
         };
         update(self.cells.get_mut(&e.cell));
+        self.cells_version = next_version();
         if let (Some((_, coarse)), Some(c)) = (self.coarse.as_mut(), e.coarse_cell) {
             if let Some(cc) = coarse.get_mut(&c) {
                 update(Some(&mut cc.slots));

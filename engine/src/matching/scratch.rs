@@ -170,6 +170,9 @@ pub struct SearchScratch {
     /// the search and never evaluated, so ordering them all (a heap) costs more than picking
     /// out, after each ring, the few the bound lets through.
     pub(super) pending: Vec<Pending>,
+    /// No pending candidate is nearer than this: a ring whose bound lets none through skips
+    /// the pass over them (most rings of an assignable search).
+    pub(super) pending_nearest: f64,
     /// Those picked out, farthest first (`pop` gives the nearest).
     pub(super) ready: Vec<Pending>,
     /// Realtors the last ring found.
@@ -183,6 +186,13 @@ pub struct SearchScratch {
     /// Each ring is a range of `ring_cells`: one lookup, then cells side by side.
     pub(super) rings: FxHashMap<(CellIndex, u32), (u32, u32)>,
     pub(super) ring_cells: Vec<CellIndex>,
+    /// Copies of the slots of the first rings around a place (`k <= COPIED_RINGS`), side by
+    /// side: the few dozen realtors an assignable search nearly always reads, in a few
+    /// cache lines read in order, instead of one hash lookup and one allocation per cell.
+    /// By `(origin, k)`: the index's `cells_version` they were copied at and their range of
+    /// `ring_slots`. Copies of an older version are copied again when next needed.
+    pub(super) ring_copies: FxHashMap<(CellIndex, u32), (u64, u32, u32)>,
+    pub(super) ring_slots: Vec<Slot>,
     /// A ring being enumerated.
     pub(super) ring: Vec<CellIndex>,
     pub(super) generation: u32,
@@ -214,6 +224,13 @@ pub struct SearchScratch {
 /// Rings a scratch keeps before starting afresh (a metro's listings need a few thousand).
 const MAX_RINGS_KEPT: usize = 1 << 20;
 
+/// The rings whose slots a scratch copies (0, 1 and 2: the 19 cells nearest a place).
+pub(super) const COPIED_RINGS: u32 = 2;
+
+/// Slots a scratch copies before starting afresh (~18 MiB; a metro of 10k realtors toured
+/// everywhere needs about 100k).
+const MAX_SLOTS_COPIED: usize = 1 << 18;
+
 impl SearchScratch {
     /// The cells at grid distance `k` from `origin`.
     /// The cells at grid distance `k` from `origin`: a range of `ring_cells`, valid until the
@@ -235,17 +252,70 @@ impl SearchScratch {
         from..to
     }
 
+    /// Adds a candidate waiting for evaluation.
+    pub(super) fn push_pending(&mut self, p: Pending) {
+        if p.distance < self.pending_nearest {
+            self.pending_nearest = p.distance;
+        }
+        self.pending.push(p);
+    }
+
+    /// The range of `ring_slots` holding copies of the slots of `cells` (the cells of ring
+    /// `k` around `origin`, as `ring_cells[cells]`), copied afresh unless copied at `version`.
+    pub(super) fn copied_ring(
+        &mut self,
+        (origin, k): (CellIndex, u32),
+        cells: std::ops::Range<usize>,
+        index_cells: &FxHashMap<CellIndex, Vec<Slot>>,
+        version: u64,
+    ) -> std::ops::Range<usize> {
+        if let Some(&(v, from, to)) = self.ring_copies.get(&(origin, k)) {
+            if v == version {
+                return from as usize..to as usize;
+            }
+        }
+        if self.ring_slots.len() > MAX_SLOTS_COPIED {
+            self.ring_slots.clear();
+            self.ring_copies.clear();
+        }
+        let from = self.ring_slots.len();
+        for &cell in &self.ring_cells[cells] {
+            if let Some(slots) = index_cells.get(&cell) {
+                self.ring_slots.extend_from_slice(slots);
+            }
+        }
+        let to = self.ring_slots.len();
+        // Both fit: `ring_slots` is kept far under u32::MAX.
+        self.ring_copies
+            .insert((origin, k), (version, from as u32, to as u32));
+        from..to
+    }
+
     /// Moves the pending candidates at most `limit` km away into `ready`, farthest first.
     pub(super) fn take_ready(&mut self, limit: f64) {
+        if self.pending_nearest > limit {
+            return;
+        }
         let ready = &mut self.ready;
+        let mut nearest = f64::INFINITY;
         self.pending.retain(|p| {
             let now = p.distance <= limit;
             if now {
                 ready.push(*p);
+            } else if p.distance < nearest {
+                nearest = p.distance;
             }
             !now
         });
-        ready.sort_unstable_by(|a, b| b.cmp(a));
+        self.pending_nearest = nearest;
+        self.ready.sort_unstable_by(|a, b| b.cmp(a));
+    }
+
+    /// Puts back the ready candidates a round did not evaluate.
+    pub(super) fn put_back_ready(&mut self) {
+        while let Some(p) = self.ready.pop() {
+            self.push_pending(p);
+        }
     }
 
     /// A scratch whose searches examine every candidate one by one and never rule out an area
@@ -261,6 +331,7 @@ impl SearchScratch {
 
     pub(super) fn begin(&mut self, entries: usize, hours: usize, coarse_ids: u32) {
         self.pending.clear();
+        self.pending_nearest = f64::INFINITY;
         self.ready.clear();
         self.hours_pool.clear();
         self.reports.clear();

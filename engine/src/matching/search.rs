@@ -137,7 +137,7 @@ impl RealtorIndex {
                     }
                 });
                 match verdict {
-                    Ok(()) => scratch.pending.push(Pending { distance, entry }),
+                    Ok(()) => scratch.push_pending(Pending { distance, entry }),
                     Err(reason) => scratch.reports.push(Seen {
                         distance_km: distance,
                         entry,
@@ -190,7 +190,7 @@ impl RealtorIndex {
                     }),
                 }
             }
-            scratch.pending.append(&mut scratch.ready);
+            scratch.put_back_ready();
             let settled = nearest_feasible.is_some_and(|n| bound > n + slack);
             if settled || bound > self.max_radius_km {
                 break;

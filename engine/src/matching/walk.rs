@@ -12,7 +12,7 @@ use crate::feasibility::RejectReason;
 use crate::geo::{ring_bound_km, GeoPoint, Location};
 use crate::matching::free_time::travel_level;
 use crate::matching::index::{CoarseCell, Reach, RealtorIndex, Slot};
-use crate::matching::scratch::{BulkArea, BulkCount, Found, SearchScratch};
+use crate::matching::scratch::{BulkArea, BulkCount, Found, SearchScratch, COPIED_RINGS};
 use crate::matching::search::travel_at_least;
 use crate::tour::TourPlan;
 
@@ -215,6 +215,16 @@ impl RealtorIndex {
                     for slots in self.cells.values() {
                         self.visit_fine(walk, slots, target, scratch);
                     }
+                } else if k <= COPIED_RINGS {
+                    let at = scratch.copied_ring(
+                        (walk.origin, k),
+                        ring,
+                        &self.cells,
+                        self.cells_version,
+                    );
+                    let copies = std::mem::take(&mut scratch.ring_slots);
+                    self.visit_fine(walk, &copies[at], target, scratch);
+                    scratch.ring_slots = copies;
                 } else {
                     for at in ring {
                         if let Some(slots) = self.cells.get(&scratch.ring_cells[at]) {
