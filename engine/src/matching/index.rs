@@ -74,6 +74,11 @@ pub(super) struct CoarseCell {
     /// Each slot's entry, in the same order: what telling apart the realtors a search has
     /// seen reads, 4 bytes apart.
     pub(super) entries: Vec<u32>,
+    /// Each slot's home relative to the centre on the unit sphere and the square of the chord
+    /// its radius spans (`-1` when unavailable), as `f32`, in the same order: the count of
+    /// realtors within radius of a point reads 16 bytes a realtor instead of `reach`'s 40
+    /// (see [`CoarseCell::available_within`] for why `f32` decides exactly).
+    pub(super) near: Vec<[f32; 4]>,
     /// `unavailable_from[i]`: how many of `slots[i..]` are not available (one more entry than
     /// slots), so that a search can count the realtors of a radius range it rules out at once.
     pub(super) unavailable_from: Vec<u32>,
@@ -110,6 +115,21 @@ impl CoarseCell {
         for (r, s) in self.reach.iter_mut().zip(&self.slots) {
             r.available = s.available;
         }
+        let c = self.centre_unit;
+        self.near.clear();
+        self.near.extend(self.reach.iter().map(|r| {
+            let chord_squared = if r.available {
+                (2.0 - 2.0 * r.cos_radius) as f32
+            } else {
+                -1.0
+            };
+            [
+                (r.unit[0] - c[0]) as f32,
+                (r.unit[1] - c[1]) as f32,
+                (r.unit[2] - c[2]) as f32,
+                chord_squared,
+            ]
+        }));
         self.unavailable_from.clear();
         self.unavailable_from.resize(self.slots.len() + 1, 0);
         for (i, s) in self.slots.iter().enumerate().rev() {
@@ -120,6 +140,50 @@ impl CoarseCell {
         let largest = self.slots.last().map_or(0.0, |s| s.radius_km);
         self.cos_nobody_reaches =
             Reach::new(&self.centre, largest + self.reach_km + 1e-6).cos_radius;
+    }
+
+    /// Whether the realtor of `slots[i]` is available, read from `near` (16 bytes apart).
+    pub(super) fn is_available(&self, i: usize) -> bool {
+        self.near[i][3] >= 0.0
+    }
+
+    /// How many realtors of `slots[band]` are available and within their radius of the point
+    /// `t` (on the unit sphere), read from `near`; `None` when one of them is too close to
+    /// their radius to tell this way, or the cell or `t`'s distance from it is too large
+    /// (the caller then asks the exact way).
+    ///
+    /// Why `f32` decides exactly. With every home and `t` within 0.01 of the centre (chords
+    /// on the unit sphere, ~64 km), each coordinate of a difference is under 0.02 and, with
+    /// its two roundings to `f32` and the subtraction, errs by under 2.4e-9; the squared
+    /// chord then errs by under 5e-10, and the radius's (when under 1e-3; a larger one is
+    /// surely reached) by under 6e-11. A squared chord at least `MARGIN` (2e-9) from the
+    /// radius's is thus on the same side of it as the exact one, by over 1.4e-9, which puts
+    /// the cosines (1 minus half the squared chord) over 7e-10 apart: far beyond the 1e-12
+    /// below which the `f64` test hands over to the haversine, so both say the same.
+    pub(super) fn available_within(
+        &self,
+        band: std::ops::Range<usize>,
+        t: [f64; 3],
+    ) -> Option<usize> {
+        const MARGIN: f32 = 2e-9;
+        if self.reach_km / EARTH_RADIUS_KM > 0.01 {
+            return None;
+        }
+        let c = self.centre_unit;
+        let d = [t[0] - c[0], t[1] - c[1], t[2] - c[2]];
+        if d[0] * d[0] + d[1] * d[1] + d[2] * d[2] > 1e-4 {
+            return None;
+        }
+        let d = [d[0] as f32, d[1] as f32, d[2] as f32];
+        let mut within = 0;
+        let mut too_close = false;
+        for n in &self.near[band] {
+            let (x, y, z) = (n[0] - d[0], n[1] - d[1], n[2] - d[2]);
+            let chord_squared = x * x + y * y + z * z;
+            too_close |= (chord_squared - n[3]).abs() < MARGIN;
+            within += usize::from(chord_squared <= n[3]);
+        }
+        (!too_close).then_some(within)
     }
 }
 
@@ -335,6 +399,7 @@ impl RealtorIndex {
                 reach: Vec::new(),
                 radii: Vec::new(),
                 entries: Vec::new(),
+                near: Vec::new(),
                 unavailable_from: Vec::new(),
                 one_hours: None,
                 centre_unit: [0.0; 3],

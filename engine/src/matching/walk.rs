@@ -252,26 +252,28 @@ impl RealtorIndex {
     ) {
         // A fine cell's realtors nearly always share one coarse cell: ask once for it.
         let mut asked: Option<(CellIndex, bool)> = None;
+        let coarse = match &self.coarse {
+            Some((_, coarse)) if walk.summaries.is_some() && walk.next_k > SUMMARIES_FROM_RING => {
+                Some(coarse)
+            }
+            _ => None,
+        };
         for s in slots {
             if scratch.seen[s.entry as usize] == scratch.generation {
                 continue;
             }
             scratch.seen[s.entry as usize] = scratch.generation;
-            let ruled_out = match (&self.coarse, s.coarse) {
-                (Some((_, coarse)), Some(c))
-                    if walk.summaries.is_some() && walk.next_k > SUMMARIES_FROM_RING =>
-                {
-                    match asked {
-                        Some((a, answer)) if a == c => answer,
-                        _ => {
-                            let answer = coarse
-                                .get(&c)
-                                .is_some_and(|cc| !self.area_may_fit_once(walk, (c, cc), scratch));
-                            asked = Some((c, answer));
-                            answer
-                        }
+            let ruled_out = match (coarse, s.coarse) {
+                (Some(coarse), Some(c)) => match asked {
+                    Some((a, answer)) if a == c => answer,
+                    _ => {
+                        let answer = coarse
+                            .get(&c)
+                            .is_some_and(|cc| !self.area_may_fit_once(walk, (c, cc), scratch));
+                        asked = Some((c, answer));
+                        answer
                     }
-                }
+                },
                 _ => false,
             };
             let distance = s.point.distance_km(target);
@@ -354,7 +356,8 @@ impl RealtorIndex {
             };
             // The common case, far from the tour in a ring: a dot product each in the band.
             let within = if none_seen && !walk.exhausted {
-                available_within(cc, band.clone(), walk.first_unit)
+                cc.available_within(band.clone(), walk.first_unit)
+                    .or_else(|| available_within(cc, band.clone(), walk.first_unit))
             } else {
                 None
             };
@@ -375,7 +378,7 @@ impl RealtorIndex {
                 // Those the fine rings found are reported already: take them out (few).
                 for (i, &entry) in cc.entries[suffix.clone()].iter().enumerate() {
                     if scratch.seen[entry as usize] == scratch.generation {
-                        if cc.reach[suffix.start + i].available {
+                        if cc.is_available(suffix.start + i) {
                             available -= 1;
                         } else {
                             unavailable -= 1;
