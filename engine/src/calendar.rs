@@ -36,6 +36,9 @@ pub struct Footprint<'a> {
     pub duration: i64,
 }
 
+/// Span starts a calendar keeps inside itself (see `Calendar::marks`): eight fill a cache line.
+const MARKS: usize = 8;
+
 /// A realtor's booked tours, sorted by start.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Calendar {
@@ -45,6 +48,12 @@ pub struct Calendar {
     /// check read, 16 bytes a booking instead of 144, so a search over thousands of calendars
     /// touches a few cache lines of each rather than dozens.
     spans: Vec<(i64, i64)>,
+    /// The starts of `spans[0]`, `spans[step]`, `spans[2 * step]`, ... (`step` spreading eight
+    /// of them over all the spans; `i64::MAX` past the end): a search for where a time falls
+    /// among the spans looks here first, inside the calendar itself, then in one block of
+    /// `step` spans, instead of probing lines all over them (a search screens several
+    /// calendars per decision, most of them not in any cache).
+    marks: [i64; MARKS],
     /// Farthest distance from home of any booked first or last stop (never shrinks; a bound).
     reach_km: f64,
     /// Longest booking, seconds (never shrinks; a bound).
@@ -59,6 +68,7 @@ impl Calendar {
             home,
             bookings: Vec::new(),
             spans: Vec::new(),
+            marks: [i64::MAX; MARKS],
             reach_km: 0.0,
             longest: 0,
         }
@@ -95,12 +105,14 @@ impl Calendar {
             .partition_point(|b| (b.start, b.tour_id) < (booking.start, booking.tour_id));
         self.bookings.insert(at, booking);
         self.spans.insert(at, (booking.start, booking.end));
+        self.mark();
     }
 
     /// Removes the booking of `tour_id`, if any.
     pub fn remove(&mut self, tour_id: TourId) -> Option<Booking> {
         let at = self.bookings.iter().position(|b| b.tour_id == tour_id)?;
         self.spans.remove(at);
+        self.mark();
         Some(self.bookings.remove(at))
     }
 
@@ -113,9 +125,48 @@ impl Calendar {
     /// Number of bookings starting in `[from, to)`.
     #[must_use]
     pub fn count_starting_in(&self, from: i64, to: i64) -> usize {
-        let a = self.spans.partition_point(|b| b.0 < from);
-        let b = self.spans.partition_point(|b| b.0 < to);
+        let a = self.starting_before(from);
+        let b = self.starting_before(to);
         b.saturating_sub(a)
+    }
+
+    /// How many spans start before `t`.
+    fn starting_before(&self, t: i64) -> usize {
+        // Marks before `t` (branch-free over one cache line), then the block after the last.
+        let marked = self
+            .marks
+            .iter()
+            .map(|&m| usize::from(m < t))
+            .sum::<usize>();
+        if marked == 0 {
+            return 0;
+        }
+        let step = self.mark_step();
+        let from = (marked - 1) * step + 1;
+        let to = (marked * step).min(self.spans.len());
+        from + self.spans[from..to].partition_point(|s| s.0 < t)
+    }
+
+    /// How many spans start at or before `t`.
+    fn starting_at_or_before(&self, t: i64) -> usize {
+        if t == i64::MAX {
+            self.spans.len()
+        } else {
+            self.starting_before(t + 1)
+        }
+    }
+
+    /// Spans between two marks.
+    fn mark_step(&self) -> usize {
+        self.spans.len().div_ceil(MARKS).max(1)
+    }
+
+    /// Brings `marks` up to date with `spans`.
+    fn mark(&mut self) {
+        let step = self.mark_step();
+        for (k, m) in self.marks.iter_mut().enumerate() {
+            *m = self.spans.get(k * step).map_or(i64::MAX, |s| s.0);
+        }
     }
 
     /// Farthest distance from home of any booked stop, km (a bound: it never shrinks).
@@ -133,10 +184,11 @@ impl Calendar {
     /// The positions of the bookings whose forbidden starts (with buffers of at most `bound`
     /// seconds on either side) can meet `[from, to]`.
     fn within(&self, duration: i64, from: i64, to: i64, bound: i64) -> std::ops::Range<usize> {
-        let lo = self
-            .spans
-            .partition_point(|b| b.0 + self.longest + bound <= from);
-        let hi = self.spans.partition_point(|b| b.0 < to + duration + bound);
+        // The first span with `start + longest + bound > from`, and the first with
+        // `start >= to + duration + bound`.
+        let lo =
+            self.starting_at_or_before(from.saturating_sub(self.longest.saturating_add(bound)));
+        let hi = self.starting_before(to.saturating_add(duration).saturating_add(bound));
         lo..hi.max(lo)
     }
 
@@ -243,7 +295,7 @@ impl Calendar {
             if first > last {
                 continue;
             }
-            let skip = self.spans.partition_point(|s| s.0 + slack <= first);
+            let skip = self.starting_at_or_before(first.saturating_sub(slack));
             let mut cur = first;
             for &(start, end) in &self.spans[skip..] {
                 if cur <= start - after - duration {
@@ -275,9 +327,8 @@ impl Calendar {
         buffer: i64,
         out: &mut Vec<(i64, i64)>,
     ) {
-        let skip = self
-            .spans
-            .partition_point(|s| s.0 + self.longest + buffer <= from);
+        let skip =
+            self.starting_at_or_before(from.saturating_sub(self.longest.saturating_add(buffer)));
         let mut cur = from;
         for &(start, end) in &self.spans[skip..] {
             if start - buffer >= to {
@@ -378,5 +429,43 @@ mod tests {
         assert_eq!(cal.remove(a.tour_id), Some(a));
         assert_eq!(cal.remove(a.tour_id), None);
         assert_eq!(cal.bookings(), &[b]);
+    }
+
+    /// Where a time falls among the spans, found through the marks, is where a count of
+    /// every span puts it: for calendars of 0 to 120 bookings (ties included), as they grow
+    /// and shrink, at every time around each start.
+    #[test]
+    fn marks_find_what_counting_finds() {
+        let home = loc(38.7, -9.1);
+        let mut cal = Calendar::new(home);
+        let mut seed = 7u64;
+        let mut next = move |n: u64| {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            (seed >> 33) % n
+        };
+        let check = |cal: &Calendar| {
+            let starts: Vec<i64> = cal.bookings().iter().map(|b| b.start).collect();
+            let probes = starts.iter().flat_map(|&s| [s - 1, s, s + 1]);
+            for t in probes.chain([i64::MIN, 0, i64::MAX]) {
+                let before = starts.iter().filter(|&&s| s < t).count();
+                let at_or_before = starts.iter().filter(|&&s| s <= t).count();
+                assert_eq!(cal.starting_before(t), before, "{t} in {starts:?}");
+                assert_eq!(cal.starting_at_or_before(t), at_or_before, "{t}");
+            }
+        };
+        let mut ids = Vec::new();
+        for _ in 0..120 {
+            // Few distinct starts, so that many bookings share one.
+            let start = 1_000 * next(60) as i64;
+            let b = booking(start, start + 500, home);
+            ids.push(b.tour_id);
+            cal.insert_unchecked(b);
+            check(&cal);
+        }
+        while !ids.is_empty() {
+            let id = ids.swap_remove(next(ids.len() as u64) as usize);
+            cal.remove(id);
+            check(&cal);
+        }
     }
 }
