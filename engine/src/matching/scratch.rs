@@ -189,10 +189,11 @@ pub struct SearchScratch {
     /// Copies of the slots of the first rings around a place (`k <= COPIED_RINGS`), side by
     /// side: the few dozen realtors an assignable search nearly always reads, in a few
     /// cache lines read in order, instead of one hash lookup and one allocation per cell.
-    /// By `(origin, k)`: the index's `cells_version` they were copied at and their range of
-    /// `ring_slots`. Copies of an older version are copied again when next needed.
-    pub(super) ring_copies: FxHashMap<(CellIndex, u32), (u64, u32, u32)>,
+    /// By `(origin, k)`, their range of `ring_slots`; all copied from the index whose
+    /// `cells_version` was `copies_version` (any change to its cells drops them all).
+    pub(super) ring_copies: FxHashMap<(CellIndex, u32), (u32, u32)>,
     pub(super) ring_slots: Vec<Slot>,
+    pub(super) copies_version: u64,
     /// A ring being enumerated.
     pub(super) ring: Vec<CellIndex>,
     pub(super) generation: u32,
@@ -227,9 +228,9 @@ const MAX_RINGS_KEPT: usize = 1 << 20;
 /// The rings whose slots a scratch copies (0, 1 and 2: the 19 cells nearest a place).
 pub(super) const COPIED_RINGS: u32 = 2;
 
-/// Slots a scratch copies before starting afresh (~18 MiB; a metro of 10k realtors toured
-/// everywhere needs about 100k).
-const MAX_SLOTS_COPIED: usize = 1 << 18;
+/// Slots a scratch copies, per realtor of the index, before starting afresh: a metro's
+/// listings toured everywhere need about ten (the index itself keeps far more per realtor).
+const SLOTS_COPIED_PER_REALTOR: usize = 16;
 
 impl SearchScratch {
     /// The cells at grid distance `k` from `origin`.
@@ -261,22 +262,21 @@ impl SearchScratch {
     }
 
     /// The range of `ring_slots` holding copies of the slots of `cells` (the cells of ring
-    /// `k` around `origin`, as `ring_cells[cells]`), copied afresh unless copied at `version`.
+    /// `k` around `origin`, as `ring_cells[cells]`) of an index of `realtors` whose cells are
+    /// at `version`: copied on first use, and afresh once the index changed.
     pub(super) fn copied_ring(
         &mut self,
         (origin, k): (CellIndex, u32),
         cells: std::ops::Range<usize>,
-        index_cells: &FxHashMap<CellIndex, Vec<Slot>>,
-        version: u64,
+        (index_cells, version, realtors): (&FxHashMap<CellIndex, Vec<Slot>>, u64, usize),
     ) -> std::ops::Range<usize> {
-        if let Some(&(v, from, to)) = self.ring_copies.get(&(origin, k)) {
-            if v == version {
-                return from as usize..to as usize;
-            }
-        }
-        if self.ring_slots.len() > MAX_SLOTS_COPIED {
+        let full = self.ring_slots.len() > SLOTS_COPIED_PER_REALTOR * realtors.max(256);
+        if version != self.copies_version || full {
             self.ring_slots.clear();
             self.ring_copies.clear();
+            self.copies_version = version;
+        } else if let Some(&(from, to)) = self.ring_copies.get(&(origin, k)) {
+            return from as usize..to as usize;
         }
         let from = self.ring_slots.len();
         for &cell in &self.ring_cells[cells] {
@@ -285,9 +285,9 @@ impl SearchScratch {
             }
         }
         let to = self.ring_slots.len();
-        // Both fit: `ring_slots` is kept far under u32::MAX.
+        // Both fit: `ring_slots` is kept to a few dozen times the realtors indexed.
         self.ring_copies
-            .insert((origin, k), (version, from as u32, to as u32));
+            .insert((origin, k), (from as u32, to as u32));
         from..to
     }
 

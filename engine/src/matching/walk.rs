@@ -216,12 +216,8 @@ impl RealtorIndex {
                         self.visit_fine(walk, slots, target, scratch);
                     }
                 } else if k <= COPIED_RINGS {
-                    let at = scratch.copied_ring(
-                        (walk.origin, k),
-                        ring,
-                        &self.cells,
-                        self.cells_version,
-                    );
+                    let index = (&self.cells, self.cells_version, self.entries.len());
+                    let at = scratch.copied_ring((walk.origin, k), ring, index);
                     let copies = std::mem::take(&mut scratch.ring_slots);
                     self.visit_fine(walk, &copies[at], target, scratch);
                     scratch.ring_slots = copies;
