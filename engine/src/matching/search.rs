@@ -124,14 +124,13 @@ impl RealtorIndex {
                 if walk.exhausted && distance > self.max_radius_km {
                     continue; // a scan reaches the whole index; nobody that far can ever serve here
                 }
-                // Far out (the coarse rings), candidates come by the hundred and few survive
-                // the cheap steps: rejecting them on arrival keeps them from waiting. (Those
-                // beyond what decides the search are dropped below, as if never evaluated.)
+                // Everyone waits until nothing unexplored can be nearer, the coarse rings'
+                // hundreds too: a search that finds someone feasible evaluates only those
+                // nearer (their calendars are most of what it reads), and one that finds
+                // nobody evaluates them all in the end, as it would have on arrival.
                 let verdict = self.check_found(plan, f).and_then(|()| {
                     if f.ruled_out {
                         Err(self.area_reason(&q, f.hours, scratch))
-                    } else if walk.coarse {
-                        self.screen(&q, entry, distance, scratch)
                     } else {
                         Ok(())
                     }
