@@ -1,6 +1,7 @@
 //! Unit tests of the index's bookkeeping (kept apart from `index.rs` for its length).
 
 use super::*;
+use crate::geo::EARTH_RADIUS_KM;
 use crate::time::{TimeZone, WorkingInterval};
 
 /// What a coarse cell keeps beside its slots must always be derived from them.

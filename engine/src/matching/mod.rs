@@ -1,5 +1,6 @@
 //! Matching: candidates -> feasibility -> policy -> choice, with an explanation (CONTRACT 5.4).
 
+mod coarse;
 pub mod explain;
 mod free_time;
 pub mod index;
