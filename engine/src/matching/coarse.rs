@@ -105,9 +105,20 @@ impl CoarseCell {
     }
 
     /// How many realtors of `slots[band]` are available and within their radius of the point
-    /// `t` (on the unit sphere), read from `near`; `None` when one of them is too close to
-    /// their radius to tell this way, or the cell or `t`'s distance from it is too large
-    /// (the caller then asks the exact way).
+    /// `t` (on the unit sphere): from `near` when that can tell, else from `reach`; `None`
+    /// when one of them is too close to their radius for either (the caller then asks one
+    /// by one, with the haversine).
+    pub(super) fn available_within(
+        &self,
+        band: std::ops::Range<usize>,
+        t: [f64; 3],
+    ) -> Option<usize> {
+        self.available_within_f32(band.clone(), t)
+            .or_else(|| self.available_within_f64(band, t))
+    }
+
+    /// [`CoarseCell::available_within`] from `near`; `None` when one of them is too close to
+    /// their radius to tell this way, or the cell or `t`'s distance from it is too large.
     ///
     /// Why `f32` decides exactly. With every home and `t` within 0.01 of the centre (chords
     /// on the unit sphere, ~64 km), each coordinate of a difference is under 0.02 and, with
@@ -117,7 +128,7 @@ impl CoarseCell {
     /// radius's is thus on the same side of it as the exact one, by over 1.4e-9, which puts
     /// the cosines (1 minus half the squared chord) over 7e-10 apart: far beyond the 1e-12
     /// below which the `f64` test hands over to the haversine, so both say the same.
-    pub(super) fn available_within(
+    pub(super) fn available_within_f32(
         &self,
         band: std::ops::Range<usize>,
         t: [f64; 3],
@@ -139,6 +150,19 @@ impl CoarseCell {
             let chord_squared = x * x + y * y + z * z;
             too_close |= (chord_squared - n[3]).abs() < MARGIN;
             within += usize::from(chord_squared <= n[3]);
+        }
+        (!too_close).then_some(within)
+    }
+
+    /// [`CoarseCell::available_within`] from `reach`: one dot product each, branch-free. `None`
+    /// when one of them is too close to their radius for the cosines to decide.
+    fn available_within_f64(&self, band: std::ops::Range<usize>, t: [f64; 3]) -> Option<usize> {
+        let mut within = 0;
+        let mut too_close = false;
+        for r in &self.reach[band] {
+            let cos = r.unit[0] * t[0] + r.unit[1] * t[1] + r.unit[2] * t[2];
+            too_close |= (cos - r.cos_radius).abs() < 1e-12;
+            within += usize::from(r.available & (cos >= r.cos_radius));
         }
         (!too_close).then_some(within)
     }

@@ -134,7 +134,7 @@ fn f32_counts_agree_with_the_exact_test() {
                     s.available && within
                 })
                 .count();
-            if let Some(count) = cc.available_within(0..cc.slots.len(), t) {
+            if let Some(count) = cc.available_within_f32(0..cc.slots.len(), t) {
                 answered += 1;
                 assert_eq!(count, exact, "{p:?}");
             }

@@ -233,7 +233,6 @@ pub(super) const COPIED_RINGS: u32 = 2;
 const SLOTS_COPIED_PER_REALTOR: usize = 16;
 
 impl SearchScratch {
-    /// The cells at grid distance `k` from `origin`.
     /// The cells at grid distance `k` from `origin`: a range of `ring_cells`, valid until the
     /// next call.
     pub(super) fn ring(&mut self, origin: CellIndex, k: u32) -> std::ops::Range<usize> {

@@ -353,7 +353,6 @@ impl RealtorIndex {
             // The common case, far from the tour in a ring: a dot product each in the band.
             let within = if none_seen && !walk.exhausted {
                 cc.available_within(band.clone(), walk.first_unit)
-                    .or_else(|| available_within(cc, band.clone(), walk.first_unit))
             } else {
                 None
             };
@@ -435,18 +434,4 @@ impl RealtorIndex {
             last: scratch.bulk.len(),
         });
     }
-}
-
-/// How many realtors of `cc.slots[band]` are available and within their radius of the point
-/// `t` (on the unit sphere): one dot product each, branch-free. `None` when one of them is
-/// too close to their radius for the cosines to decide (the caller then asks one by one).
-fn available_within(cc: &CoarseCell, band: std::ops::Range<usize>, t: [f64; 3]) -> Option<usize> {
-    let mut within = 0;
-    let mut too_close = false;
-    for r in &cc.reach[band] {
-        let cos = r.unit[0] * t[0] + r.unit[1] * t[1] + r.unit[2] * t[2];
-        too_close |= (cos - r.cos_radius).abs() < 1e-12;
-        within += usize::from(r.available & (cos >= r.cos_radius));
-    }
-    (!too_close).then_some(within)
 }
