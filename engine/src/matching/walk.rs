@@ -12,7 +12,9 @@ use crate::feasibility::RejectReason;
 use crate::geo::{ring_bound_km, GeoPoint, Location};
 use crate::matching::free_time::travel_level;
 use crate::matching::index::{CoarseCell, Reach, RealtorIndex, Slot};
-use crate::matching::scratch::{BulkArea, BulkCount, Found, SearchScratch, COPIED_RINGS};
+use crate::matching::scratch::{
+    BulkArea, BulkCount, CopiedSlot, Found, SearchScratch, COPIED_RINGS,
+};
 use crate::matching::search::travel_at_least;
 use crate::tour::TourPlan;
 
@@ -219,7 +221,7 @@ impl RealtorIndex {
                     let index = (&self.cells, self.cells_version, self.entries.len());
                     let at = scratch.copied_ring((walk.origin, k), ring, index);
                     let copies = std::mem::take(&mut scratch.ring_slots);
-                    self.visit_fine(walk, &copies[at], target, scratch);
+                    visit_copies(&copies[at], target, scratch);
                     scratch.ring_slots = copies;
                 } else {
                     for at in ring {
@@ -433,5 +435,23 @@ impl RealtorIndex {
             first,
             last: scratch.bulk.len(),
         });
+    }
+}
+
+/// The copied slots of one of the first rings ([`RealtorIndex::visit_fine`] without the
+/// area summaries, which are asked only from ring `SUMMARIES_FROM_RING` on).
+fn visit_copies(copies: &[CopiedSlot], target: &GeoPoint, scratch: &mut SearchScratch) {
+    const _: () = assert!(COPIED_RINGS < SUMMARIES_FROM_RING);
+    for c in copies {
+        let entry = c.entry() as usize;
+        if scratch.seen[entry] == scratch.generation {
+            continue;
+        }
+        scratch.seen[entry] = scratch.generation;
+        let distance = c.point.distance_km(target);
+        if distance > scratch.fine_reach_km {
+            scratch.fine_reach_km = distance;
+        }
+        scratch.found.push(c.found(distance));
     }
 }
