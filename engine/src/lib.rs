@@ -6,6 +6,7 @@
 #![deny(missing_docs, clippy::unwrap_used, clippy::print_stdout)]
 
 pub mod calendar;
+pub mod disk;
 pub mod feasibility;
 pub mod geo;
 pub mod ids;

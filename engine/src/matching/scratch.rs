@@ -2,13 +2,14 @@
 //! and what it gathers during one (candidates, realtors ruled out with their areas).
 
 use std::cmp::Ordering;
+use std::collections::BinaryHeap;
 
 use h3o::CellIndex;
 use rustc_hash::FxHashMap;
 
 use crate::feasibility::{RejectReason, Scratch};
 use crate::geo::{ring_into, GeoPoint};
-use crate::matching::explain::Seen;
+use crate::matching::explain::{Seen, MAX_REPORTED};
 use crate::matching::index::Slot;
 use crate::time::{WorkingHours, ZoneMemo};
 
@@ -60,6 +61,57 @@ pub(super) struct BulkCount {
     /// Available and within radius: rejected for their hours, else `overlap`.
     pub(super) available: usize,
     pub(super) hours: u32,
+}
+
+/// The distances of the [`MAX_REPORTED`] nearest realtors recorded so far (a max-heap): an
+/// explanation lists nobody farther than the largest, once there are that many.
+#[derive(Debug, Default)]
+pub(super) struct NearestListed(BinaryHeap<Km>);
+
+/// A distance ordered by `total_cmp`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Km(f64);
+
+impl Eq for Km {}
+impl PartialOrd for Km {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Km {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
+impl NearestListed {
+    /// Starts again from the distances of the realtors recorded.
+    pub(super) fn start(&mut self, recorded: impl Iterator<Item = f64>) {
+        self.0.clear();
+        for km in recorded {
+            self.push(km);
+        }
+    }
+
+    /// Notes one more realtor recorded `km` away.
+    pub(super) fn push(&mut self, km: f64) {
+        if self.0.len() < MAX_REPORTED {
+            self.0.push(Km(km));
+        } else if let Some(mut farthest) = self.0.peek_mut() {
+            if km < farthest.0 {
+                *farthest = Km(km);
+            }
+        }
+    }
+
+    /// Nobody farther than this is listed: the `MAX_REPORTED`-th nearest distance recorded
+    /// (infinite until there are that many).
+    pub(super) fn cut_km(&self) -> f64 {
+        match self.0.peek() {
+            Some(farthest) if self.0.len() >= MAX_REPORTED => farthest.0,
+            _ => f64::INFINITY,
+        }
+    }
 }
 
 /// Each set of working hours converted to UTC over a span of days around the last window
@@ -228,6 +280,9 @@ pub struct SearchScratch {
     /// Each ring is a range of `ring_cells`: one lookup, then cells side by side.
     pub(super) rings: FxHashMap<(CellIndex, u32), (u32, u32)>,
     pub(super) ring_cells: Vec<CellIndex>,
+    /// How far the centre of each origin cell is from leaving its disk of rings `0..=k`
+    /// ([`crate::disk::escape_km`]), by origin and `k`: measured once, from H3's boundaries.
+    pub(super) escapes: FxHashMap<(CellIndex, u32), f64>,
     /// Copies of the slots of the first rings around a place (`k <= COPIED_RINGS`), side by
     /// side: the few dozen realtors an assignable search nearly always reads, in a few
     /// cache lines read in order, instead of one hash lookup and one allocation per cell.
@@ -257,6 +312,8 @@ pub struct SearchScratch {
     pub(super) bulk: Vec<(u32, u32, RejectReason)>,
     pub(super) bulk_areas: Vec<BulkArea>,
     pub(super) bulk_counts: Vec<BulkCount>,
+    /// The distances of the nearest realtors recorded, as bulk rejections are settled.
+    pub(super) listed: NearestListed,
     /// The farthest realtor the current search's fine rings found: coarse cells wholly
     /// beyond it hold nobody they saw.
     pub(super) fine_reach_km: f64,
@@ -292,6 +349,21 @@ impl SearchScratch {
         // Both fit: `ring_cells` is kept under u32::MAX / 2.
         self.rings.insert((origin, k), (from as u32, to as u32));
         from..to
+    }
+
+    /// [`crate::disk::escape_km`] of the disk of rings `0..=k` around `origin`, measured on
+    /// first use. (It enumerates ring `k + 1`, so ranges from [`Self::ring`] may move.)
+    pub(super) fn escape_km(&mut self, origin: CellIndex, k: u32) -> f64 {
+        if let Some(&km) = self.escapes.get(&(origin, k)) {
+            return km;
+        }
+        let outside = self.ring(origin, k + 1);
+        let km = crate::disk::escape_km(origin, &self.ring_cells[outside]);
+        if self.escapes.len() >= MAX_RINGS_KEPT {
+            self.escapes.clear();
+        }
+        self.escapes.insert((origin, k), km);
+        km
     }
 
     /// Adds a candidate waiting for evaluation.

@@ -37,9 +37,43 @@ use crate::matching::explain::{rejected_slot, Decision, OutcomeCounts, Seen, Ver
 use crate::matching::index::{Reach, RealtorIndex};
 use crate::matching::policy::{Feasible, Policy};
 pub use crate::matching::scratch::SearchScratch;
-use crate::matching::scratch::{Found, Pending};
+use crate::matching::scratch::{Found, NearestListed, Pending};
 use crate::matching::walk::AreaQuery;
 use crate::tour::TourPlan;
+
+/// Bulk rejections being settled: counted, or recorded when the explanation would list them.
+struct Settled {
+    listed: NearestListed,
+    counted: OutcomeCounts,
+    decisive: f64,
+}
+
+impl Settled {
+    /// A realtor `distance_km` away rejected for `reason`: left out beyond the decisive
+    /// distance, like everyone else that far; recorded when among the nearest recorded, else
+    /// counted.
+    fn record(
+        &mut self,
+        scratch: &mut SearchScratch,
+        distance_km: f64,
+        entry: u32,
+        reason: RejectReason,
+    ) {
+        if distance_km > self.decisive {
+            return;
+        }
+        if self.listed.cut_km() < distance_km {
+            self.counted[rejected_slot(reason)] += 1;
+        } else {
+            self.listed.push(distance_km);
+            scratch.reports.push(Seen {
+                distance_km,
+                entry,
+                verdict: Verdict::Rejected(reason),
+            });
+        }
+    }
+}
 
 /// What every evaluation of one search shares.
 pub(super) struct Query<'a> {
@@ -198,7 +232,6 @@ impl RealtorIndex {
         // Realtors found beyond what decided the search were never in contention: leave them
         // out; those within it but not evaluated lost on distance alone.
         let decisive = nearest_feasible.map_or(f64::INFINITY, |n| n + slack);
-        let counted = self.settle_bulk(&q, &target, walk.summaries.as_ref(), decisive, scratch);
         scratch.reports.retain(|r| r.distance_km <= decisive);
         for p in scratch.pending.drain(..) {
             if p.distance <= decisive {
@@ -209,6 +242,7 @@ impl RealtorIndex {
                 });
             }
         }
+        let counted = self.settle_bulk(&q, &target, walk.summaries.as_ref(), decisive, scratch);
         Decision::from_search(
             policy,
             feasible,
@@ -219,9 +253,10 @@ impl RealtorIndex {
         )
     }
 
-    /// The realtors rejected with their areas, for a search decided at `decisive` km: counted
-    /// when their whole area lies within it, recorded one by one when it straddles it (so
-    /// that, as for everyone else, only those within it are reported), left out beyond it.
+    /// The realtors rejected with their areas, for a search decided at `decisive` km: left
+    /// out beyond it; within it, counted, unless the explanation would list them (they are
+    /// among the [`MAX_REPORTED`] nearest recorded), when they are recorded one by one like
+    /// everyone else. Nobody counted is then nearer than someone listed.
     fn settle_bulk(
         &self,
         q: &Query<'_>,
@@ -230,7 +265,10 @@ impl RealtorIndex {
         decisive: f64,
         scratch: &mut SearchScratch,
     ) -> OutcomeCounts {
-        let mut counted = OutcomeCounts::default();
+        let counted = OutcomeCounts::default();
+        if scratch.bulk_counts.is_empty() && scratch.bulk_areas.is_empty() {
+            return counted; // nearly every assignable tour
+        }
         // Thousands of realtors share a few sets of hours: decide each set's reason once.
         let mut reason_of_hours: Option<(u32, RejectReason)> = None;
         let mut reason_for = |hours: u32, scratch: &mut SearchScratch| match reason_of_hours {
@@ -241,20 +279,26 @@ impl RealtorIndex {
                 reason
             }
         };
+        let mut listed = std::mem::take(&mut scratch.listed);
+        listed.start(scratch.reports.iter().map(|r| r.distance_km));
+        let mut settled = Settled {
+            listed,
+            counted,
+            decisive,
+        };
         let counts = std::mem::take(&mut scratch.bulk_counts);
         for c in &counts {
             if c.nearest > decisive {
                 continue;
             }
             let reason = reason_for(c.hours, scratch);
-            if c.farthest <= decisive {
-                counted[rejected_slot(RejectReason::Unavailable)] += c.unavailable;
-                counted[rejected_slot(RejectReason::OutOfRadius)] += c.out_of_radius;
-                counted[rejected_slot(reason)] += c.available;
+            if c.farthest <= decisive && settled.listed.cut_km() < c.nearest {
+                settled.counted[rejected_slot(RejectReason::Unavailable)] += c.unavailable;
+                settled.counted[rejected_slot(RejectReason::OutOfRadius)] += c.out_of_radius;
+                settled.counted[rejected_slot(reason)] += c.available;
                 continue;
             }
-            // The cell straddles the decisive distance: as for everyone else, only those
-            // within it are reported, so they are read after all.
+            // Some here are within the decisive distance, or would be listed: read them.
             let (Some((_, coarse)), Some(area)) = (&self.coarse, area) else {
                 continue;
             };
@@ -267,17 +311,13 @@ impl RealtorIndex {
                 }
                 let verdict =
                     area.verdict(s, r, i >= c.surely_within, c.exhausted, self.max_radius_km);
-                let distance = s.point.distance_km(target);
-                if let (Some(v), true) = (verdict, distance <= decisive) {
-                    scratch.reports.push(Seen {
-                        distance_km: distance,
-                        entry: s.entry,
-                        verdict: Verdict::Rejected(if v == RejectReason::Overlap {
-                            reason
-                        } else {
-                            v
-                        }),
-                    });
+                if let Some(v) = verdict {
+                    let v = if v == RejectReason::Overlap {
+                        reason
+                    } else {
+                        v
+                    };
+                    settled.record(scratch, s.point.distance_km(target), s.entry, v);
                 }
             }
         }
@@ -286,33 +326,25 @@ impl RealtorIndex {
             if a.nearest > decisive {
                 continue;
             }
-            for i in a.first..a.last {
-                let (entry, hours, mut reason) = scratch.bulk[i];
+            let read = a.farthest > decisive || settled.listed.cut_km() >= a.nearest;
+            for b in a.first..a.last {
+                let (entry, hours, mut reason) = scratch.bulk[b];
                 if reason == RejectReason::Overlap {
                     reason = reason_for(hours, scratch);
                 }
-                if a.farthest <= decisive {
-                    counted[rejected_slot(reason)] += 1;
+                if !read {
+                    settled.counted[rejected_slot(reason)] += 1;
                     continue;
                 }
-                let distance = self.entries[entry as usize]
-                    .realtor
-                    .home
-                    .point()
-                    .distance_km(target);
-                if distance <= decisive {
-                    scratch.reports.push(Seen {
-                        distance_km: distance,
-                        entry,
-                        verdict: Verdict::Rejected(reason),
-                    });
-                }
+                let home = self.entries[entry as usize].realtor.home.point();
+                settled.record(scratch, home.distance_km(target), entry, reason);
             }
         }
         // Handed back for their capacity (cleared when the next search begins).
         scratch.bulk_counts = counts;
         scratch.bulk_areas = areas;
-        counted
+        scratch.listed = settled.listed;
+        settled.counted
     }
 
     /// Why an available realtor within radius, whose area's summary rules the tour out, cannot

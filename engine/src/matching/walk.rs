@@ -21,7 +21,7 @@ use crate::tour::TourPlan;
 /// Rings walked at the index's resolution before switching to the coarse cells: enough for
 /// nearly every assignable tour (3 rings at the median), few enough that a tour nobody can
 /// take does not enumerate thousands of small cells.
-pub(super) const FINE_RINGS: u32 = 8;
+pub(super) const FINE_RINGS: u32 = 4;
 
 /// Where a ring walk is: the next ring, and whether everything has been seen.
 pub(super) struct Walk {
@@ -40,6 +40,11 @@ pub(super) struct Walk {
     pub(super) rings: u32,
     /// What the fine rings proved: nobody unexplored is nearer.
     pub(super) floor: f64,
+    /// The distance from the first listing to the centre of `origin`: the disk's own bound
+    /// ([`crate::disk`]) is that much less for the listing than for the centre.
+    pub(super) centre_km: f64,
+    /// What the last ring explored proved: nobody unexplored is nearer.
+    pub(super) bound: f64,
     pub(super) exhausted: bool,
     /// What areas are ruled out for by their free-time summaries, when they may be.
     pub(super) summaries: Option<AreaQuery>,
@@ -136,16 +141,19 @@ impl RealtorIndex {
     }
 
     pub(super) fn walk(&self, plan: &TourPlan) -> Walk {
+        let origin = plan.first_cell(self.resolution);
         Walk {
             first: *plan.first(),
             first_unit: plan.first().point().unit(),
-            origin: plan.first_cell(self.resolution),
+            origin,
             resolution: self.resolution,
             coarse: false,
             next_k: 0,
             cells_seen: 0,
             rings: 0,
             floor: 0.0,
+            centre_km: centre_km(plan.first(), origin),
+            bound: 0.0,
             exhausted: false,
             summaries: None,
         }
@@ -170,10 +178,11 @@ impl RealtorIndex {
                 // Whoever the fine rings did not reach is at least this far; the coarse rings
                 // start again from the centre (finding the fine rings' realtors again, who are
                 // skipped as seen) and only add to the bound once they pass it.
-                walk.floor = ring_bound_km(self.resolution, walk.next_k - 1);
+                walk.floor = walk.bound;
                 walk.coarse = true;
                 walk.resolution = *res;
                 walk.origin = walk.first.cell(*res);
+                walk.centre_km = centre_km(&walk.first, walk.origin);
                 walk.next_k = 0;
                 walk.cells_seen = 0;
             }
@@ -232,11 +241,16 @@ impl RealtorIndex {
                 }
             }
         }
-        Some(if scan {
+        walk.bound = if scan {
             f64::INFINITY
         } else {
-            walk.floor.max(ring_bound_km(walk.resolution, k))
-        })
+            // The disk's own bound, measured ([`crate::disk`]), or the one that holds anywhere.
+            let measured = scratch.escape_km(walk.origin, k) - walk.centre_km;
+            walk.floor
+                .max(ring_bound_km(walk.resolution, k))
+                .max(measured)
+        };
+        Some(walk.bound)
     }
 
     /// A fine cell of the walk: its realtors are found one by one, marked when the summary of
@@ -436,6 +450,12 @@ impl RealtorIndex {
             last: scratch.bulk.len(),
         });
     }
+}
+
+/// The distance from `at` to the centre of `cell`.
+fn centre_km(at: &Location, cell: CellIndex) -> f64 {
+    let c = crate::disk::centre(cell);
+    Location::new(c.lat(), c.lng()).map_or(f64::INFINITY, |c| crate::geo::distance_km(at, &c))
 }
 
 /// The copied slots of one of the first rings ([`RealtorIndex::visit_fine`] without the
