@@ -1,8 +1,8 @@
 //! Free-time summaries rule out whole areas of realtors at once; they must never change a
 //! decision, however the index changes after they are built. Every search here runs twice,
 //! with summaries (and a scratch kept across searches, as a shard keeps it) and with
-//! `SearchScratch::exhaustive()`: the same choice, and the same number of candidates for each
-//! outcome and reason, listed or counted.
+//! `SearchScratch::exhaustive()`: the same choice, the same number of candidates for each
+//! outcome and reason, listed or counted, and the same candidates listed.
 
 mod worlds;
 
@@ -41,7 +41,30 @@ fn agree(index: &RealtorIndex, plan: &TourPlan, kept: &mut SearchScratch) -> Dec
     let slow = index.search_with(plan, &Nearest, &mut SearchScratch::exhaustive());
     assert_eq!(fast.choice, slow.choice, "choice for {plan:?}");
     assert_eq!(totals(&fast), totals(&slow), "candidates for {plan:?}");
+    // The exhaustive search examines everyone one by one: its list is the nearest
+    // `MAX_REPORTED`. Realtors ruled out with their area are listed just the same.
+    assert_eq!(
+        listed(&fast),
+        listed(&slow),
+        "listed candidates for {plan:?}"
+    );
     fast
+}
+
+/// The listed candidates: who, how far, and with what outcome.
+fn listed(
+    d: &Decision,
+) -> Vec<(
+    engine::RealtorId,
+    u64,
+    Outcome,
+    Option<engine::RejectReason>,
+)> {
+    d.explanation
+        .candidates
+        .iter()
+        .map(|c| (c.realtor_id, c.distance_km.to_bits(), c.outcome, c.rejected))
+        .collect()
 }
 
 fn short_window_plan(rng: &mut Rng, stops: Vec<Stop>, base: i64) -> TourPlan {

@@ -163,10 +163,10 @@ pub struct Explanation {
     /// H3 rings searched around the first listing (at the index's resolution), summed over
     /// the indexes asked.
     pub rings_searched: u32,
-    /// The realtors looked at, nearest first: all of them up to [`MAX_REPORTED`] (the
-    /// chosen one always included); the rest are counted in `omitted`. Near the tour everyone
-    /// is looked at; farther out (the coarse rings) realtors whose service radius cannot
-    /// reach the tour are skipped unread and appear nowhere.
+    /// The realtors looked at, nearest first: the [`MAX_REPORTED`] nearest (the chosen one
+    /// always included); the rest are counted in `omitted`. Near the tour everyone is looked
+    /// at; farther out (the coarse rings) realtors whose service radius cannot reach the tour
+    /// are skipped unread and appear nowhere.
     pub candidates: Vec<CandidateReport>,
     /// Realtors looked at but not listed, counted by outcome (`rejected:overlap`, `lost`, ...).
     /// A search that must prove nobody can take a tour looks at thousands; storing each with

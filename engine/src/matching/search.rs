@@ -1,7 +1,8 @@
 //! The exact ring search over a [`RealtorIndex`] (CONTRACT 5.4).
 //!
 //! Walk H3 rings outwards from the cell of the tour's first listing. After ring k, no unexplored
-//! realtor is nearer than [`crate::geo::ring_bound_km`]. Candidates wait, unordered, until
+//! realtor is nearer than the disk's escape distance ([`crate::disk`], measured from the grid,
+//! never less than [`crate::geo::ring_bound_km`]). Candidates wait, unordered, until
 //! the bound lets them through, and are evaluated (calendar, working hours) nearest first,
 //! only once nothing unexplored can be nearer; the walk stops as soon as the bound passes the
 //! nearest feasible distance plus the policy's slack. After `FINE_RINGS` rings at the index's
@@ -21,8 +22,9 @@
 //! Before all that, a whole coarse cell can be ruled out at once by its free-time summary
 //! ([`super::free_time`]): when nobody there has a free stretch long enough at any candidate
 //! start, its realtors are rejected together, each for the reason the steps above would give
-//! (status, radius, working hours, else `overlap`). Near the tour they are still recorded one
-//! by one; far out, where they come by the thousand, they are only counted.
+//! (status, radius, working hours, else `overlap`). Those the explanation lists (the nearest
+//! [`super::explain::MAX_REPORTED`]) are still recorded one by one; the rest, far out where
+//! they come by the thousand, are only counted.
 //!
 //! The ring walk itself is in [`super::walk`]; what a search keeps between searches, in
 //! [`super::scratch`].
