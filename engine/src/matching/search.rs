@@ -33,7 +33,7 @@ use crate::calendar::Footprint;
 use crate::feasibility::{
     check_profile, earliest_start, first_free, hours_fit, RejectReason, Scratch,
 };
-use crate::geo::{distance_km, travel_minutes_for_km, GeoPoint};
+use crate::geo::{distance_km, travel_minutes_for_km, GeoPoint, EARTH_RADIUS_KM};
 use crate::ids::RealtorId;
 use crate::matching::explain::{rejected_slot, Decision, OutcomeCounts, Seen, Verdict};
 use crate::matching::index::{Reach, RealtorIndex};
@@ -48,9 +48,33 @@ struct Settled {
     listed: NearestListed,
     counted: OutcomeCounts,
     decisive: f64,
+    /// `listed`'s cut when last asked, and the cosine of the angle it spans.
+    cos_cut: Option<(f64, f64)>,
 }
 
 impl Settled {
+    /// Whether a realtor whose home's cosine with the tour is `cos` is surely farther than
+    /// anyone listed would be, so that they would only be counted: decided by the cosines,
+    /// with room for their rounding (1e-12, far above it), before reading their slot.
+    fn surely_beyond_listed(&mut self, cos: f64) -> bool {
+        let cut_km = self.listed.cut_km();
+        let cos_cut = match self.cos_cut {
+            Some((km, cos_cut)) if km == cut_km => cos_cut,
+            _ => {
+                // Infinite until a hundred are listed: then nobody is beyond.
+                let angle = cut_km / EARTH_RADIUS_KM;
+                let cos_cut = if angle >= std::f64::consts::PI {
+                    -2.0
+                } else {
+                    angle.cos()
+                };
+                self.cos_cut = Some((cut_km, cos_cut));
+                cos_cut
+            }
+        };
+        cos < cos_cut - 1e-12
+    }
+
     /// A realtor `distance_km` away rejected for `reason`: left out beyond the decisive
     /// distance, like everyone else that far; recorded when among the nearest recorded, else
     /// counted.
@@ -287,6 +311,7 @@ impl RealtorIndex {
             listed,
             counted,
             decisive,
+            cos_cut: None,
         };
         let counts = std::mem::take(&mut scratch.bulk_counts);
         for c in &counts {
@@ -307,20 +332,31 @@ impl RealtorIndex {
             let Some(cc) = coarse.get(&c.cell) else {
                 continue;
             };
-            for (i, (s, r)) in cc.slots.iter().zip(&cc.reach).enumerate().skip(c.from) {
-                if scratch.seen[s.entry as usize] == scratch.generation {
+            // Read from the cell's columns: its slots only for those who may be listed.
+            let t = area.first_unit;
+            for i in c.from..cc.slots.len() {
+                let entry = cc.entries[i];
+                if scratch.seen[entry as usize] == scratch.generation {
                     continue; // found by the fine rings, and reported as they were
                 }
+                let r = &cc.reach[i];
+                let slot = || &cc.slots[i];
                 let verdict =
-                    area.verdict(s, r, i >= c.surely_within, c.exhausted, self.max_radius_km);
-                if let Some(v) = verdict {
-                    let v = if v == RejectReason::Overlap {
-                        reason
-                    } else {
-                        v
-                    };
-                    settled.record(scratch, s.point.distance_km(target), s.entry, v);
+                    area.verdict(r, slot, i >= c.surely_within, c.exhausted, self.max_radius_km);
+                let Some(v) = verdict else {
+                    continue;
+                };
+                let v = if v == RejectReason::Overlap {
+                    reason
+                } else {
+                    v
+                };
+                let cos = r.unit[0] * t[0] + r.unit[1] * t[1] + r.unit[2] * t[2];
+                if c.farthest <= decisive && settled.surely_beyond_listed(cos) {
+                    settled.counted[rejected_slot(v)] += 1; // as `record` would
+                    continue;
                 }
+                settled.record(scratch, slot().point.distance_km(target), entry, v);
             }
         }
         let areas = std::mem::take(&mut scratch.bulk_areas);

@@ -65,15 +65,17 @@ pub(super) struct AreaQuery {
 }
 
 impl AreaQuery {
-    /// What becomes of realtor `s` (home and radius `r`) of an area ruled out for this tour:
-    /// `None` when passed over (beyond every service radius, once the walk is a scan),
-    /// `Overlap` standing for "available and within radius" until working hours decide.
-    /// `surely_within` when the radius is known to reach past the whole area.
+    /// What becomes of a realtor (home, radius and availability `r`, whole slot `slot`) of an
+    /// area ruled out for this tour: `None` when passed over (beyond every service radius,
+    /// once the walk is a scan), `Overlap` standing for "available and within radius" until
+    /// working hours decide. `surely_within` when the radius is known to reach past the whole
+    /// area. The slot is read only when the cosines are too close to call (rarely): a cell's
+    /// `reach` column is half the bytes of its slots.
     #[inline]
-    pub(super) fn verdict(
+    pub(super) fn verdict<'a>(
         &self,
-        s: &Slot,
         r: &Reach,
+        slot: impl Fn() -> &'a Slot,
         surely_within: bool,
         exhausted: bool,
         max_radius_km: f64,
@@ -82,18 +84,19 @@ impl AreaQuery {
         // decide, unless they are too close to call, where the haversine distance does.
         let t = self.first_unit;
         let cos = r.unit[0] * t[0] + r.unit[1] * t[1] + r.unit[2] * t[2];
-        let beyond = |cos_limit: f64, km: f64| {
+        let beyond = |cos_limit: f64, km: Option<f64>| {
             if (cos - cos_limit).abs() < 1e-12 {
-                s.point.distance_km(&self.first) > km
+                let s = slot();
+                s.point.distance_km(&self.first) > km.unwrap_or(s.radius_km)
             } else {
                 cos < cos_limit
             }
         };
-        let within = surely_within || !beyond(r.cos_radius, s.radius_km);
-        if !within && exhausted && beyond(self.cos_max_radius, max_radius_km) {
+        let within = surely_within || !beyond(r.cos_radius, None);
+        if !within && exhausted && beyond(self.cos_max_radius, Some(max_radius_km)) {
             return None; // as in the search: nobody that far can ever serve here
         }
-        Some(if !s.available {
+        Some(if !r.available {
             RejectReason::Unavailable
         } else if !within {
             RejectReason::OutOfRadius
@@ -399,18 +402,14 @@ impl RealtorIndex {
                 }
             }
             let mut out_of_radius = 0;
-            for (i, (s, r)) in cc.slots[band.clone()]
-                .iter()
-                .zip(&cc.reach[band.clone()])
-                .enumerate()
-            {
-                if scratch.seen[s.entry as usize] == scratch.generation {
+            for i in band {
+                if scratch.seen[cc.entries[i] as usize] == scratch.generation {
                     continue;
                 }
                 match area.verdict(
-                    s,
-                    r,
-                    from + i >= surely_within,
+                    &cc.reach[i],
+                    || &cc.slots[i],
+                    i >= surely_within,
                     walk.exhausted,
                     self.max_radius_km,
                 ) {
@@ -438,9 +437,13 @@ impl RealtorIndex {
                 continue;
             }
             *mark = scratch.generation;
-            if let Some(reason) =
-                area.verdict(s, r, i >= surely_within, walk.exhausted, self.max_radius_km)
-            {
+            if let Some(reason) = area.verdict(
+                r,
+                || s,
+                i >= surely_within,
+                walk.exhausted,
+                self.max_radius_km,
+            ) {
                 scratch.bulk.push((s.entry, s.hours, reason));
             }
         }
