@@ -274,23 +274,21 @@ pub struct SearchScratch {
     pub(super) feasibility: Scratch,
     /// `seen[entry] == generation` when the current search already found that realtor.
     pub(super) seen: Vec<u32>,
-    /// Rings already enumerated, by origin cell and distance: the same listings (and nearby
-    /// ones, sharing a cell) are toured again and again, and enumerating a ring costs H3 more
-    /// than everything else a ring search does with it.
-    /// Each ring is a range of `ring_cells`: one lookup, then cells side by side.
-    pub(super) rings: FxHashMap<(CellIndex, u32), (u32, u32)>,
+    /// What is known of ring `k` around an origin cell, by `(origin, k)`: the same listings
+    /// (and nearby ones, sharing a cell) are toured again and again, and enumerating a ring
+    /// costs H3 more than everything else a ring search does with it. One entry for all a
+    /// search asks of a ring (its cells, its bound, its copies): one lookup's cache line.
+    pub(super) rings: FxHashMap<(CellIndex, u32), KnownRing>,
+    /// The cells of the rings known, side by side.
     pub(super) ring_cells: Vec<CellIndex>,
-    /// How far the centre of each origin cell is from leaving its disk of rings `0..=k`
-    /// ([`crate::disk::escape_km`]), by origin and `k`: measured once, from H3's boundaries.
-    pub(super) escapes: FxHashMap<(CellIndex, u32), f64>,
     /// Copies of the slots of the first rings around a place (`k <= COPIED_RINGS`), side by
     /// side: the few dozen realtors an assignable search nearly always reads, in a few
     /// cache lines read in order, instead of one hash lookup and one allocation per cell.
-    /// By `(origin, k)`, their range of `ring_slots`; all copied from the index whose
-    /// `cells_version` was `copies_version` (any change to its cells drops them all).
-    pub(super) ring_copies: FxHashMap<(CellIndex, u32), (u32, u32)>,
+    /// All copied from the index whose `cells_version` was `copies_version` (any change to
+    /// its cells drops them all); a ring's are valid while its `copies_epoch` is this one.
     pub(super) ring_slots: Vec<CopiedSlot>,
     pub(super) copies_version: u64,
+    pub(super) copies_epoch: u64,
     /// A ring being enumerated.
     pub(super) ring: Vec<CellIndex>,
     pub(super) generation: u32,
@@ -321,6 +319,19 @@ pub struct SearchScratch {
     pub(super) exhaustive: bool,
 }
 
+/// What a scratch knows of one ring around an origin cell.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct KnownRing {
+    /// Its cells: a range of `ring_cells`.
+    cells: (u32, u32),
+    /// How far the centre of the origin cell is from leaving the disk of rings `0..=k`
+    /// ([`crate::disk::escape_km`]): measured once, from H3's boundaries; NaN until then.
+    escape_km: f64,
+    /// Copies of its slots: a range of `ring_slots`, when `copies_epoch` is the scratch's.
+    copies: (u32, u32),
+    copies_epoch: u64,
+}
+
 /// Rings a scratch keeps before starting afresh (a metro's listings need a few thousand).
 const MAX_RINGS_KEPT: usize = 1 << 20;
 
@@ -335,8 +346,8 @@ impl SearchScratch {
     /// The cells at grid distance `k` from `origin`: a range of `ring_cells`, valid until the
     /// next call.
     pub(super) fn ring(&mut self, origin: CellIndex, k: u32) -> std::ops::Range<usize> {
-        if let Some(&(from, to)) = self.rings.get(&(origin, k)) {
-            return from as usize..to as usize;
+        if let Some(known) = self.rings.get(&(origin, k)) {
+            return known.cells.0 as usize..known.cells.1 as usize;
         }
         if self.rings.len() >= MAX_RINGS_KEPT || self.ring_cells.len() > u32::MAX as usize / 2 {
             self.rings.clear();
@@ -347,22 +358,30 @@ impl SearchScratch {
         self.ring_cells.extend_from_slice(&self.ring);
         let to = self.ring_cells.len();
         // Both fit: `ring_cells` is kept under u32::MAX / 2.
-        self.rings.insert((origin, k), (from as u32, to as u32));
+        let known = KnownRing {
+            cells: (from as u32, to as u32),
+            escape_km: f64::NAN,
+            copies: (0, 0),
+            copies_epoch: 0, // (epochs count from 1)
+        };
+        self.rings.insert((origin, k), known);
         from..to
     }
 
     /// [`crate::disk::escape_km`] of the disk of rings `0..=k` around `origin`, measured on
     /// first use. (It enumerates ring `k + 1`, so ranges from [`Self::ring`] may move.)
     pub(super) fn escape_km(&mut self, origin: CellIndex, k: u32) -> f64 {
-        if let Some(&km) = self.escapes.get(&(origin, k)) {
-            return km;
+        match self.rings.get(&(origin, k)) {
+            Some(known) if !known.escape_km.is_nan() => return known.escape_km,
+            _ => {}
         }
         let outside = self.ring(origin, k + 1);
         let km = crate::disk::escape_km(origin, &self.ring_cells[outside]);
-        if self.escapes.len() >= MAX_RINGS_KEPT {
-            self.escapes.clear();
+        // (Enumerating ring `k + 1` may have started afresh: ring `k` again if so.)
+        self.ring(origin, k);
+        if let Some(known) = self.rings.get_mut(&(origin, k)) {
+            known.escape_km = km;
         }
-        self.escapes.insert((origin, k), km);
         km
     }
 
@@ -384,12 +403,14 @@ impl SearchScratch {
         (index_cells, version, realtors): (&FxHashMap<CellIndex, Vec<Slot>>, u64, usize),
     ) -> std::ops::Range<usize> {
         let full = self.ring_slots.len() > SLOTS_COPIED_PER_REALTOR * realtors.max(256);
-        if version != self.copies_version || full {
+        if version != self.copies_version || full || self.copies_epoch == 0 {
             self.ring_slots.clear();
-            self.ring_copies.clear();
+            self.copies_epoch += 1;
             self.copies_version = version;
-        } else if let Some(&(from, to)) = self.ring_copies.get(&(origin, k)) {
-            return from as usize..to as usize;
+        } else if let Some(known) = self.rings.get(&(origin, k)) {
+            if known.copies_epoch == self.copies_epoch {
+                return known.copies.0 as usize..known.copies.1 as usize;
+            }
         }
         let from = self.ring_slots.len();
         for &cell in &self.ring_cells[cells] {
@@ -399,8 +420,10 @@ impl SearchScratch {
         }
         let to = self.ring_slots.len();
         // Both fit: `ring_slots` is kept to a few dozen times the realtors indexed.
-        self.ring_copies
-            .insert((origin, k), (from as u32, to as u32));
+        if let Some(known) = self.rings.get_mut(&(origin, k)) {
+            known.copies = (from as u32, to as u32);
+            known.copies_epoch = self.copies_epoch;
+        }
         from..to
     }
 
