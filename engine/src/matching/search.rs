@@ -341,8 +341,13 @@ impl RealtorIndex {
                 }
                 let r = &cc.reach[i];
                 let slot = || &cc.slots[i];
-                let verdict =
-                    area.verdict(r, slot, i >= c.surely_within, c.exhausted, self.max_radius_km);
+                let verdict = area.verdict(
+                    r,
+                    slot,
+                    i >= c.surely_within,
+                    c.exhausted,
+                    self.max_radius_km,
+                );
                 let Some(v) = verdict else {
                     continue;
                 };
