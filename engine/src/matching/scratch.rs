@@ -8,7 +8,7 @@ use h3o::CellIndex;
 use rustc_hash::FxHashMap;
 
 use crate::feasibility::{RejectReason, Scratch};
-use crate::geo::{ring_into, GeoPoint};
+use crate::geo::{ring_into, GeoPoint, Location};
 use crate::matching::explain::{Seen, MAX_REPORTED};
 use crate::matching::index::Slot;
 use crate::time::{WorkingHours, ZoneMemo};
@@ -281,6 +281,8 @@ pub struct SearchScratch {
     pub(super) rings: FxHashMap<(CellIndex, u32), KnownRing>,
     /// The cells of the rings known, side by side.
     pub(super) ring_cells: Vec<CellIndex>,
+    /// The centres of the cells searches started from (see [`Self::centre_km`]).
+    centres: FxHashMap<CellIndex, Option<GeoPoint>>,
     /// Copies of the slots of the first rings around a place (`k <= COPIED_RINGS`), side by
     /// side: the few dozen realtors an assignable search nearly always reads, in a few
     /// cache lines read in order, instead of one hash lookup and one allocation per cell.
@@ -366,6 +368,20 @@ impl SearchScratch {
         };
         self.rings.insert((origin, k), known);
         from..to
+    }
+
+    /// The distance from `at` to the centre of `cell` (infinite if H3 gave no valid centre),
+    /// the centre kept from the first search around it: H3 derives a centre through its
+    /// face coordinates, more work than the rest of an assignable search's walk.
+    pub(super) fn centre_km(&mut self, cell: CellIndex, at: &GeoPoint) -> f64 {
+        if self.centres.len() >= MAX_RINGS_KEPT {
+            self.centres.clear();
+        }
+        let centre = self.centres.entry(cell).or_insert_with(|| {
+            let c = crate::disk::centre(cell);
+            Location::new(c.lat(), c.lng()).ok().map(|l| l.point())
+        });
+        centre.map_or(f64::INFINITY, |c| at.distance_km(&c))
     }
 
     /// [`crate::disk::escape_km`] of the disk of rings `0..=k` around `origin`, measured on

@@ -42,8 +42,9 @@ pub(super) struct Walk {
     /// What the fine rings proved: nobody unexplored is nearer.
     pub(super) floor: f64,
     /// The distance from the first listing to the centre of `origin`: the disk's own bound
-    /// ([`crate::disk`]) is that much less for the listing than for the centre.
-    pub(super) centre_km: f64,
+    /// ([`crate::disk`]) is that much less for the listing than for the centre. Known once
+    /// the first ring around `origin` is explored.
+    pub(super) centre_km: Option<f64>,
     /// What the last ring explored proved: nobody unexplored is nearer.
     pub(super) bound: f64,
     pub(super) exhausted: bool,
@@ -156,7 +157,7 @@ impl RealtorIndex {
             cells_seen: 0,
             rings: 0,
             floor: 0.0,
-            centre_km: centre_km(plan.first(), origin),
+            centre_km: None,
             bound: 0.0,
             exhausted: false,
             summaries: None,
@@ -186,7 +187,7 @@ impl RealtorIndex {
                 walk.coarse = true;
                 walk.resolution = *res;
                 walk.origin = walk.first.cell(*res);
-                walk.centre_km = centre_km(&walk.first, walk.origin);
+                walk.centre_km = None;
                 walk.next_k = 0;
                 walk.cells_seen = 0;
             }
@@ -249,7 +250,15 @@ impl RealtorIndex {
             f64::INFINITY
         } else {
             // The disk's own bound, measured ([`crate::disk`]), or the one that holds anywhere.
-            let measured = scratch.escape_km(walk.origin, k) - walk.centre_km;
+            let centre_km = match walk.centre_km {
+                Some(km) => km,
+                None => {
+                    let km = scratch.centre_km(walk.origin, &walk.first.point());
+                    walk.centre_km = Some(km);
+                    km
+                }
+            };
+            let measured = scratch.escape_km(walk.origin, k) - centre_km;
             walk.floor
                 .max(ring_bound_km(walk.resolution, k))
                 .max(measured)
@@ -454,12 +463,6 @@ impl RealtorIndex {
             last: scratch.bulk.len(),
         });
     }
-}
-
-/// The distance from `at` to the centre of `cell`.
-fn centre_km(at: &Location, cell: CellIndex) -> f64 {
-    let c = crate::disk::centre(cell);
-    Location::new(c.lat(), c.lng()).map_or(f64::INFINITY, |c| crate::geo::distance_km(at, &c))
 }
 
 /// The copied slots of one of the first rings ([`RealtorIndex::visit_fine`] without the
