@@ -15,6 +15,10 @@
 //! window has such a stretch, nobody in the cell can take the tour, whatever their distance:
 //! the search rejects them all together, each for the reason CONTRACT 5.3 gives them.
 //!
+//! The same summary over the whole index, at a minute's travel, is asked first (once per
+//! search, when a cell's would be): where nobody anywhere has a long enough stretch, as in a
+//! slot the whole city is booked in, no cell needs asking at all.
+//!
 //! The index owns its summaries. A search builds one on first use (a few hundred realtors, one
 //! pass over a day of each calendar) under a mutex held for that one question, so the index
 //! stays shareable. The index keeps them true as calendars change, cheaply:
@@ -193,6 +197,10 @@ impl Summaries {
 #[derive(Debug, Default)]
 pub(crate) struct FreeTimeCache {
     days: FxHashMap<(CellIndex, i64, u8), Box<DaySummary>>,
+    /// The whole index's summaries at the least travel (`LEVELS[0]`), by day: where nobody
+    /// anywhere has a long enough stretch (tours in a slot the whole city is booked in), no
+    /// cell needs asking.
+    whole: FxHashMap<i64, Box<DaySummary>>,
     /// Working intervals of each set of hours on the day being built: `(hours id, range)`.
     hours: Vec<(u32, usize, usize)>,
     intervals: Vec<(i64, i64)>,
@@ -230,7 +238,9 @@ impl RealtorIndex {
                     s.may_fit(day, ws, last_start, d)
                 }
                 _ => {
-                    let built = self.summarise(cc, day, LEVELS[usize::from(level)], cache, zones);
+                    let realtors = cc.slots.iter().map(|s| s.entry);
+                    let buffer = LEVELS[usize::from(level)];
+                    let built = self.summarise(realtors, cc.version, day, buffer, cache, zones);
                     let fits = built.may_fit(day, ws, last_start, d);
                     if cache.days.len() >= MAX_KEPT {
                         cache.days.clear();
@@ -246,21 +256,62 @@ impl RealtorIndex {
         false
     }
 
-    /// Builds the summary of `cc` for the UTC day starting at `day`, with `buffer` seconds
-    /// kept free around each booking.
+    /// Whether anyone in the whole index might take a tour of `d` seconds starting inside the
+    /// window `[ws, we)`, when no travel between the tour and any booking is shorter than
+    /// `LEVELS[0]`, the least there is. `false` proves that nobody can: every cell's summary
+    /// would say so.
+    pub(super) fn index_may_fit(&self, (ws, we, d): (i64, i64, i64), zones: &mut ZoneMemo) -> bool {
+        let last_start = we - d;
+        if last_start < ws {
+            return false;
+        }
+        let mut cache = self.summaries.lock();
+        let cache = &mut *cache;
+        // As for a cell: rebuilt once it missed as many bookings as the index has realtors.
+        let worth_rebuilding = u32::try_from(self.entries.len()).unwrap_or(u32::MAX).max(8);
+        for day in ws.div_euclid(DAY)..=last_start.div_euclid(DAY) {
+            let day = day * DAY;
+            let fits = match cache.whole.get(&day) {
+                Some(s)
+                    if s.version == self.realtors_version && s.missed_bookings < worth_rebuilding =>
+                {
+                    s.may_fit(day, ws, last_start, d)
+                }
+                _ => {
+                    let everyone = 0..u32::try_from(self.entries.len()).unwrap_or(u32::MAX);
+                    let version = self.realtors_version;
+                    let built = self.summarise(everyone, version, day, LEVELS[0], cache, zones);
+                    let fits = built.may_fit(day, ws, last_start, d);
+                    if cache.whole.len() >= MAX_KEPT {
+                        cache.whole.clear();
+                    }
+                    cache.whole.insert(day, built);
+                    fits
+                }
+            };
+            if fits {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Builds the summary of the realtors at `entries` for the UTC day starting at `day`,
+    /// with `buffer` seconds kept free around each booking.
     fn summarise(
         &self,
-        cc: &CoarseCell,
+        entries: impl Iterator<Item = u32>,
+        version: u64,
         day: i64,
         buffer: i64,
         cache: &mut FreeTimeCache,
         zones: &mut ZoneMemo,
     ) -> Box<DaySummary> {
-        let mut summary = Box::new(DaySummary::empty(cc.version));
+        let mut summary = Box::new(DaySummary::empty(version));
         cache.hours.clear();
         cache.pool.clear();
-        for slot in &cc.slots {
-            let e = &self.entries[slot.entry as usize];
+        for entry in entries {
+            let e = &self.entries[entry as usize];
             let (from, to) = match cache.hours.iter().find(|h| h.0 == e.hours) {
                 Some(&(_, from, to)) => (from, to),
                 None => {
@@ -291,12 +342,16 @@ impl RealtorIndex {
     /// A booking was made on entry `idx`'s calendar: the summaries around it now count free
     /// time that is gone (still valid over-estimates); note it.
     pub(super) fn summaries_booked(&mut self, idx: u32, (from, to): (i64, i64)) {
-        let Some(cell) = self.entries[idx as usize].coarse_cell else {
-            return;
-        };
+        let cell = self.entries[idx as usize].coarse_cell;
         let cache = self.summaries.get_mut();
         // Only the days it lies on: elsewhere it takes little, if anything.
         for day in from.div_euclid(DAY)..=(to - 1).div_euclid(DAY) {
+            if let Some(s) = cache.whole.get_mut(&(day * DAY)) {
+                s.missed_bookings = s.missed_bookings.saturating_add(1);
+            }
+            let Some(cell) = cell else {
+                continue;
+            };
             for level in 0..LEVELS.len() as u8 {
                 if let Some(s) = cache.days.get_mut(&(cell, day * DAY, level)) {
                     s.missed_bookings = s.missed_bookings.saturating_add(1);
@@ -306,35 +361,45 @@ impl RealtorIndex {
     }
 
     /// A booking on entry `idx`'s calendar was released: merges the realtor's free stretches
-    /// of the days around it into the summaries there (the rest of each summary is unchanged).
+    /// of the days around it into the summaries there, the whole index's and their cell's
+    /// (the rest of each summary is unchanged).
     pub(super) fn summaries_released(&mut self, idx: u32, (from, to): (i64, i64)) {
         let e = &self.entries[idx as usize];
-        let Some(cell) = e.coarse_cell else {
-            return;
-        };
-        let cache = self.summaries.get_mut();
+        let FreeTimeCache {
+            days,
+            whole,
+            intervals,
+            stretches,
+            zones,
+            ..
+        } = self.summaries.get_mut();
         let hours = &self.hours[e.hours as usize];
         for day in days_around(from, to) {
             let day = day * DAY;
             let mut converted = false;
-            for level in 0..LEVELS.len() as u8 {
-                let Some(summary) = cache.days.get_mut(&(cell, day, level)) else {
-                    continue;
-                };
+            let mut merge = |summary: &mut DaySummary, level: usize| {
                 if !converted {
-                    hours.utc_intervals(day, day + DAY, &mut cache.intervals, &mut cache.zones);
+                    hours.utc_intervals(day, day + DAY, intervals, zones);
                     converted = true;
                 }
-                for &interval in &cache.intervals {
-                    cache.stretches.clear();
-                    e.calendar.free_stretches(
-                        interval,
-                        LEVELS[usize::from(level)],
-                        &mut cache.stretches,
-                    );
-                    for &stretch in &cache.stretches {
+                for &interval in intervals.iter() {
+                    stretches.clear();
+                    e.calendar
+                        .free_stretches(interval, LEVELS[level], stretches);
+                    for &stretch in stretches.iter() {
                         summary.add(day, stretch);
                     }
+                }
+            };
+            if let Some(summary) = whole.get_mut(&day) {
+                merge(summary, 0);
+            }
+            let Some(cell) = e.coarse_cell else {
+                continue;
+            };
+            for level in 0..LEVELS.len() as u8 {
+                if let Some(summary) = days.get_mut(&(cell, day, level)) {
+                    merge(summary, usize::from(level));
                 }
             }
         }

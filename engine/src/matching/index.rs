@@ -78,6 +78,9 @@ pub struct RealtorIndex {
     /// shares it until either changes): what a searcher's copies of the slots of the rings
     /// around a place are checked against (see [`super::scratch::SearchScratch`]).
     pub(super) cells_version: u64,
+    /// Changes whenever a realtor is added, moved, removed or given new hours (not with their
+    /// status): what the whole index's free-time summaries are checked against.
+    pub(super) realtors_version: u64,
     /// The same realtors by their home's cell two resolutions coarser (49 times the area),
     /// for searches that must reach far: a few large rings instead of thousands of small ones.
     /// Each cell's realtors are sorted by service radius.
@@ -118,6 +121,7 @@ impl RealtorIndex {
             by_id: FxHashMap::default(),
             cells: FxHashMap::default(),
             cells_version: next_version(),
+            realtors_version: next_version(),
             coarse: resolution
                 .pred()
                 .and_then(Resolution::pred)
@@ -223,6 +227,7 @@ impl RealtorIndex {
         };
         self.cells.entry(cell).or_default().push(slot);
         self.cells_version = next_version();
+        self.realtors_version = next_version();
         if let (Some((_, coarse)), Some(c)) = (self.coarse.as_mut(), coarse_cell) {
             let (free, handed_out) = (&mut self.free_coarse_ids, &mut self.coarse_ids);
             let cc = coarse.entry(c).or_insert_with(|| CoarseCell {
@@ -268,6 +273,7 @@ impl RealtorIndex {
         };
         unlink_from(&mut self.cells, cell);
         self.cells_version = next_version();
+        self.realtors_version = next_version();
         if let (Some((_, coarse)), Some(c)) = (self.coarse.as_mut(), coarse_cell) {
             if let Some(cc) = coarse.get_mut(&c) {
                 cc.version = next_version();

@@ -305,6 +305,9 @@ pub struct SearchScratch {
     pub(super) forbidden: Vec<(i64, i64)>,
     /// Every candidate the current search looked at.
     pub(super) reports: Vec<Seen>,
+    /// Whether, by the whole index's summary, anyone might take the current search's tour
+    /// (asked when a cell's summary is first needed).
+    pub(super) index_fits: Option<bool>,
     /// What the current search learnt of each coarse cell, by the cell's id.
     pub(super) coarse_marks: Vec<CoarseMark>,
     /// Realtors rejected with their area and only counted: `(entry, hours, reason)`, where
@@ -491,6 +494,7 @@ impl SearchScratch {
         self.bulk_areas.clear();
         self.bulk_counts.clear();
         self.fine_reach_km = 0.0;
+        self.index_fits = None;
         if self.seen.len() < entries {
             self.seen.resize(entries, 0);
         }

@@ -127,6 +127,13 @@ impl RealtorIndex {
         if mark.asked == scratch.generation {
             return mark.fits;
         }
+        // Where nobody in the whole index has a long enough stretch, no cell needs asking.
+        let anyone = *scratch
+            .index_fits
+            .get_or_insert_with(|| self.index_may_fit(area.window, &mut scratch.feasibility.zones));
+        if !anyone {
+            return false;
+        }
         // No booked stop of the cell is nearer either end of the tour than this.
         let mut centre_km = cc.centre.distance_km(&area.first);
         if let Some(last) = &area.last {
