@@ -273,7 +273,8 @@ impl RealtorIndex {
             let day = day * DAY;
             let fits = match cache.whole.get(&day) {
                 Some(s)
-                    if s.version == self.realtors_version && s.missed_bookings < worth_rebuilding =>
+                    if s.version == self.realtors_version
+                        && s.missed_bookings < worth_rebuilding =>
                 {
                     s.may_fit(day, ws, last_start, d)
                 }

@@ -18,6 +18,8 @@ use crate::time::{WorkingHours, ZoneMemo};
 pub(super) struct Pending {
     pub(super) distance: f64,
     pub(super) entry: u32,
+    /// Their working hours in the index's list (for a rejection without their entry).
+    pub(super) hours: u32,
 }
 
 impl Eq for Pending {}

@@ -101,6 +101,12 @@ impl Settled {
     }
 }
 
+/// Candidates evaluated one by one before the whole index's free-time summary is asked
+/// whether anyone at all can take the tour: an assignable search has nearly always found
+/// someone by then (and need not ask); one in a slot the whole city is booked in stops
+/// reading calendars there.
+const SCREENS_BEFORE_INDEX_SUMMARY: u32 = 8;
+
 /// What every evaluation of one search shares.
 pub(super) struct Query<'a> {
     fp: Footprint<'a>,
@@ -177,6 +183,7 @@ impl RealtorIndex {
                 cos_max_radius: Reach::new(&target, self.max_radius_km).cos_radius,
             });
         }
+        let (mut screened, mut nobody_anywhere) = (0, false);
         while let Some(bound) = self.explore(&mut walk, &target, scratch) {
             let found = std::mem::take(&mut scratch.found);
             for f in &found {
@@ -196,7 +203,11 @@ impl RealtorIndex {
                     }
                 });
                 match verdict {
-                    Ok(()) => scratch.push_pending(Pending { distance, entry }),
+                    Ok(()) => scratch.push_pending(Pending {
+                        distance,
+                        entry,
+                        hours: f.hours,
+                    }),
                     Err(reason) => scratch.reports.push(Seen {
                         distance_km: distance,
                         entry,
@@ -215,8 +226,19 @@ impl RealtorIndex {
                     scratch.ready.push(top);
                     break;
                 }
+                // Once a few were rejected one by one, the whole index's summary may show that
+                // nobody anywhere can take the tour: the rest need no calendar read.
+                if screened == SCREENS_BEFORE_INDEX_SUMMARY {
+                    nobody_anywhere = !self.index_may_fit_once(&walk, scratch);
+                }
+                screened += 1;
+                let verdict = if nobody_anywhere {
+                    Err(self.area_reason(&q, top.hours, scratch))
+                } else {
+                    self.evaluate(&q, top.entry, top.distance, scratch)
+                };
                 let e = &self.entries[top.entry as usize];
-                match self.evaluate(&q, top.entry, top.distance, scratch) {
+                match verdict {
                     Ok(start) => {
                         let (day_from, day_to) = e
                             .realtor

@@ -128,10 +128,7 @@ impl RealtorIndex {
             return mark.fits;
         }
         // Where nobody in the whole index has a long enough stretch, no cell needs asking.
-        let anyone = *scratch
-            .index_fits
-            .get_or_insert_with(|| self.index_may_fit(area.window, &mut scratch.feasibility.zones));
-        if !anyone {
+        if !self.index_may_fit_once(walk, scratch) {
             return false;
         }
         // No booked stop of the cell is nearer either end of the tour than this.
@@ -150,6 +147,17 @@ impl RealtorIndex {
         mark.asked = scratch.generation;
         mark.fits = fits;
         fits
+    }
+
+    /// Whether anyone in the whole index might take the tour of `walk`, by the index's
+    /// free-time summary (asked once per search). Always true without summaries.
+    pub(super) fn index_may_fit_once(&self, walk: &Walk, scratch: &mut SearchScratch) -> bool {
+        let Some(area) = walk.summaries else {
+            return true;
+        };
+        *scratch
+            .index_fits
+            .get_or_insert_with(|| self.index_may_fit(area.window, &mut scratch.feasibility.zones))
     }
 
     pub(super) fn walk(&self, plan: &TourPlan) -> Walk {
