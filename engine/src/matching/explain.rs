@@ -270,19 +270,21 @@ impl Decision {
             Verdict::NotEvaluated => (Outcome::NotEvaluated, None),
         };
         // Nearest first; realtor ids only break exact ties, so they are looked up rarely.
+        // (Distances are never negative, where their bits order them as `total_cmp` does.)
         let nearest_first = |a: &Seen, b: &Seen| {
-            a.distance_km
-                .total_cmp(&b.distance_km)
+            (a.distance_km.to_bits())
+                .cmp(&b.distance_km.to_bits())
                 .then_with(|| id(a.entry).cmp(&id(b.entry)))
         };
         let mut counts = counted;
         if seen.len() > MAX_REPORTED {
             // The listed are the first MAX_REPORTED by (distance, id): everyone nearer than the
             // MAX_REPORTED-th distance, then those at exactly that distance by id. Finding
-            // that distance among plain floats is cheaper than selecting whole records.
-            let mut distances: Vec<f64> = seen.iter().map(|s| s.distance_km).collect();
-            let (_, &mut cut, _) =
-                distances.select_nth_unstable_by(MAX_REPORTED - 1, f64::total_cmp);
+            // that distance among plain floats (as bits: never negative, so ordered as
+            // `total_cmp` orders them) is cheaper than selecting whole records.
+            let mut distances: Vec<u64> = seen.iter().map(|s| s.distance_km.to_bits()).collect();
+            let (_, &mut cut, _) = distances.select_nth_unstable(MAX_REPORTED - 1);
+            let cut = f64::from_bits(cut);
             let mut listed = Vec::with_capacity(MAX_REPORTED + 1);
             let mut at_cut = Vec::new();
             let mut chosen = None;
