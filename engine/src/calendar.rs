@@ -240,12 +240,16 @@ impl Calendar {
         out: &mut Vec<(i64, i64)>,
     ) {
         out.clear();
-        out.extend(
-            self.bookings[self.within(fp.duration, from, to, self.buffer_bound(own_km))]
-                .iter()
-                .map(|b| Self::forbidden(b, fp))
-                .filter(|&(lo, hi)| lo < hi),
-        );
+        // A plain loop: `extend` over a filter grows the vector one checked push at a time.
+        let relevant =
+            &self.bookings[self.within(fp.duration, from, to, self.buffer_bound(own_km))];
+        out.reserve(relevant.len());
+        for b in relevant {
+            let (lo, hi) = Self::forbidden(b, fp);
+            if lo < hi {
+                out.push((lo, hi));
+            }
+        }
         merge_sorted(out);
     }
 

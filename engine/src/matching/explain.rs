@@ -124,12 +124,15 @@ fn outcome_slot(outcome: Outcome, rejected: Option<RejectReason>) -> usize {
 }
 
 fn omitted_map(counts: [usize; OUTCOME_KEYS.len()]) -> std::collections::BTreeMap<String, usize> {
-    OUTCOME_KEYS
-        .iter()
-        .zip(counts)
-        .filter(|&(_, n)| n > 0)
-        .map(|(k, n)| ((*k).to_owned(), n))
-        .collect()
+    // Inserted one by one: collecting a map gathers and sorts a vector first, which costs
+    // even a decision that omits nobody (nearly every assignable one).
+    let mut omitted = std::collections::BTreeMap::new();
+    for (key, n) in OUTCOME_KEYS.iter().zip(counts) {
+        if n > 0 {
+            omitted.insert((*key).to_owned(), n);
+        }
+    }
+    omitted
 }
 
 /// A candidate as a search records it (24 bytes; a [`CandidateReport`] is built only for the
