@@ -431,11 +431,7 @@ impl WorkingHours {
     /// UTC bounds `[start, end)` of the local day holding instant `t`.
     #[must_use]
     pub fn local_day_bounds(&self, t: i64, memo: &mut ZoneMemo) -> (i64, i64) {
-        let date = memo.local_date(self.zone, t);
-        (
-            memo.local_to_utc(self.zone, date, 0),
-            memo.local_to_utc(self.zone, date, 1440),
-        )
+        memo.local_day_bounds(self.zone, t)
     }
 }
 

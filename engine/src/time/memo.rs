@@ -11,17 +11,52 @@ pub struct ZoneMemo {
     days: rustc_hash::FxHashMap<(TimeZone, NaiveDate), Option<i64>>,
     /// The offset in force all through each UTC day (by days since the epoch), or `None`.
     utc_days: rustc_hash::FxHashMap<(TimeZone, i64), Option<i64>>,
+    /// The UTC bounds of each local day (by days since the epoch, local), found through
+    /// `utc_days`: a search asks them of every realtor it finds able.
+    local_days: rustc_hash::FxHashMap<(TimeZone, i64), (i64, i64)>,
 }
 
 impl ZoneMemo {
     /// [`TimeZone::local_date`], remembered by UTC day (a tz database search costs as much as
     /// the rest of converting a realtor's working hours).
     pub fn local_date(&mut self, zone: TimeZone, t: i64) -> NaiveDate {
+        match self.utc_day_offset(zone, t.div_euclid(DAY_SECONDS)) {
+            Some(offset) => to_datetime(t + offset).date_naive(),
+            None => zone.local_date(t),
+        }
+    }
+
+    /// UTC bounds `[start, end)` of the local day holding instant `t`, remembered by local
+    /// day wherever one offset holds all through `t`'s UTC day (nearly always).
+    pub fn local_day_bounds(&mut self, zone: TimeZone, t: i64) -> (i64, i64) {
+        let bounds = |memo: &mut Self, date: NaiveDate| {
+            (
+                memo.local_to_utc(zone, date, 0),
+                memo.local_to_utc(zone, date, 1440),
+            )
+        };
+        let Some(offset) = self.utc_day_offset(zone, t.div_euclid(DAY_SECONDS)) else {
+            let date = zone.local_date(t);
+            return bounds(self, date);
+        };
+        let local_day = (t + offset).div_euclid(DAY_SECONDS);
+        if let Some(&known) = self.local_days.get(&(zone, local_day)) {
+            return known;
+        }
+        if self.local_days.len() > 8192 {
+            self.local_days.clear();
+        }
+        let known = bounds(self, to_datetime(t + offset).date_naive());
+        self.local_days.insert((zone, local_day), known);
+        known
+    }
+
+    /// The offset in force all through UTC day `day` (days since the epoch), if one is.
+    fn utc_day_offset(&mut self, zone: TimeZone, day: i64) -> Option<i64> {
         if self.utc_days.len() > 8192 {
             self.utc_days.clear();
         }
-        let day = t.div_euclid(DAY_SECONDS);
-        let offset = *self.utc_days.entry((zone, day)).or_insert_with(|| {
+        *self.utc_days.entry((zone, day)).or_insert_with(|| {
             let at = |s: i64| {
                 i64::from(
                     to_datetime(s)
@@ -37,11 +72,7 @@ impl ZoneMemo {
                 at(day * DAY_SECONDS + DAY_SECONDS - 1),
             );
             (a == b).then_some(a)
-        });
-        match offset {
-            Some(offset) => to_datetime(t + offset).date_naive(),
-            None => zone.local_date(t),
-        }
+        })
     }
 
     /// [`TimeZone::local_to_utc`], remembered.
@@ -59,6 +90,36 @@ impl ZoneMemo {
                     - offset
             }
             None => zone.local_to_utc(date, minute),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Remembered bounds equal the tz database's, every 10 minutes through days with a
+    /// change of offset (and a zone whose change is half an hour).
+    #[test]
+    fn remembered_local_day_bounds_equal_the_zone_s() {
+        let mut memo = ZoneMemo::default();
+        for name in [
+            "Europe/Lisbon",
+            "America/New_York",
+            "Australia/Lord_Howe",
+            "UTC",
+        ] {
+            let zone = TimeZone::parse(name).unwrap();
+            // Four days around each change of 2026: the United States' (8 March, 1 November),
+            // Europe's (29 March, 25 October), Lord Howe's (5 April, 4 October).
+            for first_day in [20_519, 20_757, 20_539, 20_750, 20_545, 20_728] {
+                for step in 0..(4 * 144) {
+                    let t = first_day * DAY_SECONDS + step * 600;
+                    let date = zone.local_date(t);
+                    let direct = (zone.local_to_utc(date, 0), zone.local_to_utc(date, 1440));
+                    assert_eq!(memo.local_day_bounds(zone, t), direct, "{name} at {t}");
+                }
+            }
         }
     }
 }
