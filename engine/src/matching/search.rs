@@ -24,7 +24,10 @@
 //! start, its realtors are rejected together, each for the reason the steps above would give
 //! (status, radius, working hours, else `overlap`). Those the explanation lists (the nearest
 //! [`super::explain::MAX_REPORTED`]) are still recorded one by one; the rest, far out where
-//! they come by the thousand, are only counted.
+//! they come by the thousand, are only counted. Once a few candidates were rejected one by
+//! one, the whole index's summary is asked too: where nobody anywhere has a long enough
+//! stretch (a slot the whole city is booked in), the rest are rejected the same way, without
+//! reading their calendars.
 //!
 //! The ring walk itself is in [`super::walk`]; what a search keeps between searches, in
 //! [`super::scratch`].
