@@ -193,14 +193,15 @@ impl Summaries {
     }
 }
 
-/// A cell's summaries and the buffers that build them.
+/// A summary's area (a coarse cell, or `None` for the whole index), UTC day and level.
+type SummaryKey = (Option<CellIndex>, i64, u8);
+
+/// The summaries and the buffers that build them.
 #[derive(Debug, Default)]
 pub(crate) struct FreeTimeCache {
-    days: FxHashMap<(CellIndex, i64, u8), Box<DaySummary>>,
-    /// The whole index's summaries at the least travel (`LEVELS[0]`), by day: where nobody
-    /// anywhere has a long enough stretch (tours in a slot the whole city is booked in), no
-    /// cell needs asking.
-    whole: FxHashMap<i64, Box<DaySummary>>,
+    /// By area (a coarse cell, or `None` for the whole index, kept at `LEVELS[0]` only), UTC
+    /// day and level.
+    days: FxHashMap<SummaryKey, Box<DaySummary>>,
     /// Working intervals of each set of hours on the day being built: `(hours id, range)`.
     hours: Vec<(u32, usize, usize)>,
     intervals: Vec<(i64, i64)>,
@@ -217,6 +218,25 @@ impl RealtorIndex {
     pub(super) fn area_may_fit(
         &self,
         (cell, cc): (CellIndex, &CoarseCell),
+        window: (i64, i64, i64),
+        level: u8,
+        zones: &mut ZoneMemo,
+    ) -> bool {
+        self.may_fit_in(Some((cell, cc)), window, level, zones)
+    }
+
+    /// Whether anyone in the whole index might take a tour of `d` seconds starting inside the
+    /// window `[ws, we)`, when no travel between the tour and any booking is shorter than
+    /// `LEVELS[0]`, the least there is. `false` proves that nobody can: every cell's summary
+    /// would say so.
+    pub(super) fn index_may_fit(&self, window: (i64, i64, i64), zones: &mut ZoneMemo) -> bool {
+        self.may_fit_in(None, window, 0, zones)
+    }
+
+    /// [`Self::area_may_fit`] for one cell, or [`Self::index_may_fit`] for `None`.
+    fn may_fit_in(
+        &self,
+        area: Option<(CellIndex, &CoarseCell)>,
         (ws, we, d): (i64, i64, i64),
         level: u8,
         zones: &mut ZoneMemo,
@@ -225,68 +245,39 @@ impl RealtorIndex {
         if last_start < ws {
             return false;
         }
+        let (version, realtors) = match area {
+            Some((_, cc)) => (cc.version, cc.slots.len()),
+            None => (self.realtors_version, self.entries.len()),
+        };
         let mut cache = self.summaries.lock();
         let cache = &mut *cache;
-        // Enough missed bookings to make a summary of this cell worth building again: as many
-        // as the cell has realtors (a busy city books all the time; a rebuild reads them all).
-        let worth_rebuilding = u32::try_from(cc.slots.len()).unwrap_or(u32::MAX).max(8);
+        // Enough missed bookings to make a summary worth building again: as many as the area
+        // has realtors (a busy city books all the time; a rebuild reads them all).
+        let worth_rebuilding = u32::try_from(realtors).unwrap_or(u32::MAX).max(8);
         for day in ws.div_euclid(DAY)..=last_start.div_euclid(DAY) {
             let day = day * DAY;
-            let key = (cell, day, level);
+            let key = (area.map(|(cell, _)| cell), day, level);
             let fits = match cache.days.get(&key) {
-                Some(s) if s.version == cc.version && s.missed_bookings < worth_rebuilding => {
+                Some(s) if s.version == version && s.missed_bookings < worth_rebuilding => {
                     s.may_fit(day, ws, last_start, d)
                 }
                 _ => {
-                    let realtors = cc.slots.iter().map(|s| s.entry);
                     let buffer = LEVELS[usize::from(level)];
-                    let built = self.summarise(realtors, cc.version, day, buffer, cache, zones);
+                    let built = match area {
+                        Some((_, cc)) => {
+                            let entries = cc.slots.iter().map(|s| s.entry);
+                            self.summarise(entries, version, day, buffer, cache, zones)
+                        }
+                        None => {
+                            let everyone = 0..u32::try_from(realtors).unwrap_or(u32::MAX);
+                            self.summarise(everyone, version, day, buffer, cache, zones)
+                        }
+                    };
                     let fits = built.may_fit(day, ws, last_start, d);
                     if cache.days.len() >= MAX_KEPT {
                         cache.days.clear();
                     }
                     cache.days.insert(key, built);
-                    fits
-                }
-            };
-            if fits {
-                return true;
-            }
-        }
-        false
-    }
-
-    /// Whether anyone in the whole index might take a tour of `d` seconds starting inside the
-    /// window `[ws, we)`, when no travel between the tour and any booking is shorter than
-    /// `LEVELS[0]`, the least there is. `false` proves that nobody can: every cell's summary
-    /// would say so.
-    pub(super) fn index_may_fit(&self, (ws, we, d): (i64, i64, i64), zones: &mut ZoneMemo) -> bool {
-        let last_start = we - d;
-        if last_start < ws {
-            return false;
-        }
-        let mut cache = self.summaries.lock();
-        let cache = &mut *cache;
-        // As for a cell: rebuilt once it missed as many bookings as the index has realtors.
-        let worth_rebuilding = u32::try_from(self.entries.len()).unwrap_or(u32::MAX).max(8);
-        for day in ws.div_euclid(DAY)..=last_start.div_euclid(DAY) {
-            let day = day * DAY;
-            let fits = match cache.whole.get(&day) {
-                Some(s)
-                    if s.version == self.realtors_version
-                        && s.missed_bookings < worth_rebuilding =>
-                {
-                    s.may_fit(day, ws, last_start, d)
-                }
-                _ => {
-                    let everyone = 0..u32::try_from(self.entries.len()).unwrap_or(u32::MAX);
-                    let version = self.realtors_version;
-                    let built = self.summarise(everyone, version, day, LEVELS[0], cache, zones);
-                    let fits = built.may_fit(day, ws, last_start, d);
-                    if cache.whole.len() >= MAX_KEPT {
-                        cache.whole.clear();
-                    }
-                    cache.whole.insert(day, built);
                     fits
                 }
             };
@@ -340,21 +331,28 @@ impl RealtorIndex {
         summary
     }
 
+    /// The keys of the summaries a change to entry `idx`'s calendar on `day` can touch: the
+    /// whole index's and those of the entry's cell.
+    fn summaries_of(&self, idx: u32, day: i64) -> [Option<SummaryKey>; 1 + LEVELS.len()] {
+        let mut keys = [None; 1 + LEVELS.len()];
+        keys[0] = Some((None, day, 0));
+        if let Some(cell) = self.entries[idx as usize].coarse_cell {
+            for (level, key) in keys[1..].iter_mut().enumerate() {
+                *key = Some((Some(cell), day, level as u8));
+            }
+        }
+        keys
+    }
+
     /// A booking was made on entry `idx`'s calendar: the summaries around it now count free
     /// time that is gone (still valid over-estimates); note it.
     pub(super) fn summaries_booked(&mut self, idx: u32, (from, to): (i64, i64)) {
-        let cell = self.entries[idx as usize].coarse_cell;
-        let cache = self.summaries.get_mut();
         // Only the days it lies on: elsewhere it takes little, if anything.
         for day in from.div_euclid(DAY)..=(to - 1).div_euclid(DAY) {
-            if let Some(s) = cache.whole.get_mut(&(day * DAY)) {
-                s.missed_bookings = s.missed_bookings.saturating_add(1);
-            }
-            let Some(cell) = cell else {
-                continue;
-            };
-            for level in 0..LEVELS.len() as u8 {
-                if let Some(s) = cache.days.get_mut(&(cell, day * DAY, level)) {
+            let keys = self.summaries_of(idx, day * DAY);
+            let cache = self.summaries.get_mut();
+            for key in keys.into_iter().flatten() {
+                if let Some(s) = cache.days.get_mut(&key) {
                     s.missed_bookings = s.missed_bookings.saturating_add(1);
                 }
             }
@@ -365,42 +363,31 @@ impl RealtorIndex {
     /// of the days around it into the summaries there, the whole index's and their cell's
     /// (the rest of each summary is unchanged).
     pub(super) fn summaries_released(&mut self, idx: u32, (from, to): (i64, i64)) {
-        let e = &self.entries[idx as usize];
-        let FreeTimeCache {
-            days,
-            whole,
-            intervals,
-            stretches,
-            zones,
-            ..
-        } = self.summaries.get_mut();
-        let hours = &self.hours[e.hours as usize];
         for day in days_around(from, to) {
             let day = day * DAY;
+            let keys = self.summaries_of(idx, day);
+            let e = &self.entries[idx as usize];
+            let hours = &self.hours[e.hours as usize];
+            let cache = self.summaries.get_mut();
             let mut converted = false;
-            let mut merge = |summary: &mut DaySummary, level: usize| {
+            for key in keys.into_iter().flatten() {
+                let Some(summary) = cache.days.get_mut(&key) else {
+                    continue;
+                };
                 if !converted {
-                    hours.utc_intervals(day, day + DAY, intervals, zones);
+                    hours.utc_intervals(day, day + DAY, &mut cache.intervals, &mut cache.zones);
                     converted = true;
                 }
-                for &interval in intervals.iter() {
-                    stretches.clear();
-                    e.calendar
-                        .free_stretches(interval, LEVELS[level], stretches);
-                    for &stretch in stretches.iter() {
+                for &interval in &cache.intervals {
+                    cache.stretches.clear();
+                    e.calendar.free_stretches(
+                        interval,
+                        LEVELS[usize::from(key.2)],
+                        &mut cache.stretches,
+                    );
+                    for &stretch in &cache.stretches {
                         summary.add(day, stretch);
                     }
-                }
-            };
-            if let Some(summary) = whole.get_mut(&day) {
-                merge(summary, 0);
-            }
-            let Some(cell) = e.coarse_cell else {
-                continue;
-            };
-            for level in 0..LEVELS.len() as u8 {
-                if let Some(summary) = days.get_mut(&(cell, day, level)) {
-                    merge(summary, usize::from(level));
                 }
             }
         }
