@@ -543,6 +543,36 @@ mod tests {
         }
     }
 
+    /// Remembered local-day bounds equal the tz database's, every 10 minutes through four
+    /// days around each change of 2026: the United States' (8 March, 1 November), Europe's
+    /// (29 March, 25 October) and Lord Howe's (5 April, 4 October: half an hour).
+    #[test]
+    fn remembered_local_day_bounds_match_the_tz_database() {
+        let mut memo = ZoneMemo::default();
+        for zone in [
+            "Europe/Lisbon",
+            "America/New_York",
+            "Australia/Lord_Howe",
+            "UTC",
+        ] {
+            let zone = TimeZone::parse(zone).unwrap();
+            for from in [
+                utc(2026, 3, 6, 0, 0),
+                utc(2026, 10, 30, 0, 0),
+                utc(2026, 3, 27, 0, 0),
+                utc(2026, 10, 24, 0, 0),
+                utc(2026, 4, 2, 0, 0),
+                utc(2026, 10, 2, 0, 0),
+            ] {
+                for t in (from..from + 4 * DAY_SECONDS).step_by(600) {
+                    let date = zone.local_date(t);
+                    let direct = (zone.local_to_utc(date, 0), zone.local_to_utc(date, 1440));
+                    assert_eq!(memo.local_day_bounds(zone, t), direct, "{t}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn gap_and_fold_disambiguation() {
         let tz = TimeZone::parse("America/New_York").unwrap();

@@ -93,33 +93,3 @@ impl ZoneMemo {
         }
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Remembered bounds equal the tz database's, every 10 minutes through days with a
-    /// change of offset (and a zone whose change is half an hour).
-    #[test]
-    fn remembered_local_day_bounds_equal_the_zone_s() {
-        let mut memo = ZoneMemo::default();
-        for name in [
-            "Europe/Lisbon",
-            "America/New_York",
-            "Australia/Lord_Howe",
-            "UTC",
-        ] {
-            let zone = TimeZone::parse(name).unwrap();
-            // Four days around each change of 2026: the United States' (8 March, 1 November),
-            // Europe's (29 March, 25 October), Lord Howe's (5 April, 4 October).
-            for first_day in [20_519, 20_757, 20_539, 20_750, 20_545, 20_728] {
-                for step in 0..(4 * 144) {
-                    let t = first_day * DAY_SECONDS + step * 600;
-                    let date = zone.local_date(t);
-                    let direct = (zone.local_to_utc(date, 0), zone.local_to_utc(date, 1440));
-                    assert_eq!(memo.local_day_bounds(zone, t), direct, "{name} at {t}");
-                }
-            }
-        }
-    }
-}
