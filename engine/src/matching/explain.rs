@@ -127,6 +127,9 @@ fn omitted_map(counts: [usize; OUTCOME_KEYS.len()]) -> std::collections::BTreeMa
     // Inserted one by one: collecting a map gathers and sorts a vector first, which costs
     // even a decision that omits nobody (nearly every assignable one).
     let mut omitted = std::collections::BTreeMap::new();
+    if counts == [0; OUTCOME_KEYS.len()] {
+        return omitted; // nearly every assignable decision: no pass over the keys
+    }
     for (key, n) in OUTCOME_KEYS.iter().zip(counts) {
         if n > 0 {
             omitted.insert((*key).to_owned(), n);

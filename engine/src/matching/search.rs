@@ -199,7 +199,7 @@ impl RealtorIndex {
                 // nearer (their calendars are most of what it reads), and one that finds
                 // nobody evaluates them all in the end, as it would have on arrival.
                 let verdict = self.check_found(plan, f).and_then(|()| {
-                    if f.ruled_out {
+                    if f.ruled_out || nobody_anywhere {
                         Err(self.area_reason(&q, f.hours, scratch))
                     } else {
                         Ok(())
@@ -231,15 +231,18 @@ impl RealtorIndex {
                 }
                 // Once a few were rejected one by one, the whole index's summary may show that
                 // nobody anywhere can take the tour: the rest need no calendar read.
-                if screened == SCREENS_BEFORE_INDEX_SUMMARY {
-                    nobody_anywhere = !self.index_may_fit_once(&walk, scratch);
+                if screened == SCREENS_BEFORE_INDEX_SUMMARY
+                    && !self.index_may_fit_once(&walk, scratch)
+                {
+                    // Whoever waits is rejected now, in any order (nobody will be feasible),
+                    // and whoever is found later on arrival.
+                    nobody_anywhere = true;
+                    scratch.ready.push(top);
+                    self.reject_waiting(&q, scratch);
+                    break;
                 }
                 screened += 1;
-                let verdict = if nobody_anywhere {
-                    Err(self.area_reason(&q, top.hours, scratch))
-                } else {
-                    self.evaluate(&q, top.entry, top.distance, scratch)
-                };
+                let verdict = self.evaluate(&q, top.entry, top.distance, scratch);
                 let e = &self.entries[top.entry as usize];
                 match verdict {
                     Ok(start) => {
@@ -413,6 +416,25 @@ impl RealtorIndex {
         scratch.bulk_areas = areas;
         scratch.listed = settled.listed;
         settled.counted
+    }
+
+    /// Rejects every candidate waiting (ready or pending) for the reason their area's summary
+    /// would give: the whole index's summary showed that nobody can take the tour.
+    fn reject_waiting(&self, q: &Query<'_>, scratch: &mut SearchScratch) {
+        let (mut ready, mut pending) = (
+            std::mem::take(&mut scratch.ready),
+            std::mem::take(&mut scratch.pending),
+        );
+        for p in ready.drain(..).chain(pending.drain(..)) {
+            let reason = self.area_reason(q, p.hours, scratch);
+            scratch.reports.push(Seen {
+                distance_km: p.distance,
+                entry: p.entry,
+                verdict: Verdict::Rejected(reason),
+            });
+        }
+        scratch.pending_nearest = f64::INFINITY;
+        (scratch.ready, scratch.pending) = (ready, pending);
     }
 
     /// Why an available realtor within radius, whose area's summary rules the tour out, cannot
