@@ -36,6 +36,10 @@ pub struct Footprint<'a> {
     pub duration: i64,
 }
 
+/// Forbidden intervals [`Calendar::earliest_free_known`] searches unsorted: each jump scans them
+/// all, so many would cost more than sorting them once.
+const FEW_FORBIDDEN: usize = 8;
+
 /// Span starts a calendar keeps inside itself (see `Calendar::marks`): eight fill a cache line.
 const MARKS: usize = 8;
 
@@ -253,6 +257,63 @@ impl Calendar {
         merge_sorted(out);
     }
 
+    /// The earliest grid start of the window `[ws, we)` inside one of the working `intervals`
+    /// (UTC, sorted by start) that no booking forbids (CONTRACT 5.3), when the caller knows
+    /// `own_km` as for [`Calendar::forbidden_starts_known`]: the answer of
+    /// [`crate::feasibility::first_free`] over those forbidden starts. The few intervals a
+    /// window meets (nearly always) are neither sorted nor merged: a candidate start inside
+    /// one jumps to its end until none holds it; more than [`FEW_FORBIDDEN`] go the sorted way.
+    pub fn earliest_free_known(
+        &self,
+        fp: &Footprint<'_>,
+        own_km: f64,
+        (ws, we): (i64, i64),
+        intervals: &[(i64, i64)],
+        out: &mut Vec<(i64, i64)>,
+    ) -> Option<i64> {
+        let d = fp.duration;
+        out.clear();
+        // The bookings of `within`, found with one binary search: the few relevant ones are
+        // walked until the first that starts too late.
+        let bound = self.buffer_bound(own_km);
+        let from =
+            self.starting_at_or_before(ws.saturating_sub(self.longest.saturating_add(bound)));
+        let too_late = we.saturating_add(bound);
+        for b in &self.bookings[from..] {
+            if b.start >= too_late {
+                break;
+            }
+            let (lo, hi) = Self::forbidden(b, fp);
+            if lo < hi {
+                out.push((lo, hi));
+            }
+        }
+        if out.len() > FEW_FORBIDDEN {
+            merge_sorted(out);
+            return crate::feasibility::first_free(intervals, ws, we, d, out);
+        }
+        let mut best: Option<i64> = None;
+        for &(a, b) in intervals {
+            if best.is_some_and(|s| s <= a) {
+                break; // intervals are sorted by start: none can beat what we have
+            }
+            let last = b.min(we) - d;
+            let mut cur = snap_to_grid(a.max(ws), ws);
+            // Every grid start from `cur` up to the end of an interval holding it is forbidden
+            // too, so jumping there skips no free one; `cur` only grows, so this ends.
+            while cur <= last {
+                match out.iter().find(|&&(lo, hi)| lo < cur && cur < hi) {
+                    Some(&(_, hi)) => cur = snap_to_grid(hi, ws),
+                    None => {
+                        best = Some(best.map_or(cur, |s| s.min(cur)));
+                        break;
+                    }
+                }
+            }
+        }
+        best
+    }
+
     /// A relaxation of [`Calendar::forbidden_starts`]: every travel buffer is replaced by a lower
     /// bound (`before`: from a booking to the tour; `after`: from the tour to a booking), so each
     /// interval here lies inside the exact one. No free start here proves there is none at all,
@@ -433,6 +494,70 @@ mod tests {
         assert_eq!(cal.remove(a.tour_id), Some(a));
         assert_eq!(cal.remove(a.tour_id), None);
         assert_eq!(cal.bookings(), &[b]);
+    }
+
+    /// A tour may touch a booking at the same place on both sides: squeezed exactly between
+    /// two, it starts when the first ends and ends when the second starts.
+    #[test]
+    fn earliest_free_start_may_touch_bookings_on_both_sides() {
+        let home = loc(38.7, -9.1);
+        let mut cal = Calendar::new(home);
+        cal.insert_unchecked(booking(0, 3_000, home));
+        cal.insert_unchecked(booking(4_200, 6_000, home));
+        let intervals = [(0, 10_000)];
+        let mut out = Vec::new();
+        for (duration, earliest) in [(1_200, 3_000), (1_260, 6_000)] {
+            let fp = Footprint {
+                first: &home,
+                last: &home,
+                duration,
+            };
+            let free = cal.earliest_free_known(&fp, 0.0, (0, 10_000), &intervals, &mut out);
+            assert_eq!(free, Some(earliest), "{duration}");
+        }
+    }
+
+    proptest::proptest! {
+        /// The unsorted search for the earliest free start answers what the sorted one
+        /// (forbidden starts merged, then [`crate::feasibility::first_free`]) answers: with
+        /// few and many bookings (both ways), travel buffers of different lengths (so the
+        /// forbidden intervals come unsorted), interval ends on and off the grid, several
+        /// working intervals, off-grid windows.
+        #[test]
+        fn earliest_free_known_matches_the_sorted_search(
+            bookings in proptest::collection::vec(
+                (0i64..200, 1i64..30, 0usize..4, 0usize..4, proptest::bool::ANY), 0..24),
+            work in proptest::collection::vec((0i64..200, 1i64..80), 1..4),
+            (ws, len, minutes) in (0i64..40_000, 0i64..60_000, 1i64..120),
+            (first, last) in (0usize..4, 0usize..4),
+        ) {
+            let places = [loc(38.7, -9.1), loc(38.72, -9.14), loc(38.8, -9.3), loc(38.6, -9.0)];
+            let home = places[0];
+            let mut cal = Calendar::new(home);
+            for &(at, long, a, b, off_grid) in &bookings {
+                // On the grid, an interval's ends meet candidate starts exactly (allowed).
+                let start = at * 300 + if off_grid { 7 } else { 0 };
+                cal.insert_unchecked(Booking {
+                    tour_id: TourId::new_random(),
+                    start,
+                    end: start + long * 300,
+                    first: places[a],
+                    last: places[b],
+                });
+            }
+            let mut intervals: Vec<(i64, i64)> =
+                work.iter().map(|&(a, long)| (a * 300 + 13, (a + long) * 300)).collect();
+            intervals.sort_unstable();
+            let duration = minutes * 60;
+            let fp = Footprint { first: &places[first], last: &places[last], duration };
+            let own = distance_km(&home, fp.first).max(distance_km(&home, fp.last));
+            let we = ws + len;
+            let mut forbidden = Vec::new();
+            cal.forbidden_starts_known(&fp, own, ws, we - duration, &mut forbidden);
+            let sorted = crate::feasibility::first_free(&intervals, ws, we, duration, &forbidden);
+            let fused = cal.earliest_free_known(&fp, own, (ws, we), &intervals, &mut forbidden);
+            proptest::prop_assert_eq!(fused, sorted);
+        }
     }
 
     /// Where a time falls among the spans, found through the marks, is where a count of

@@ -123,6 +123,25 @@ fn outcome_slot(outcome: Outcome, rejected: Option<RejectReason>) -> usize {
     }
 }
 
+/// Sorts `seen` nearest first, exact ties by realtor id: by the distances' bits alone (never
+/// negative, so ordered as `total_cmp` orders them; one integer key, cheaper to sort by than a
+/// comparison that may look ids up), then each run of equal distances (rare) by id.
+fn sort_nearest_first(seen: &mut [Seen], id: impl Fn(u32) -> RealtorId) {
+    seen.sort_unstable_by_key(|s| s.distance_km.to_bits());
+    let mut i = 0;
+    while i < seen.len() {
+        let bits = seen[i].distance_km.to_bits();
+        let run = seen[i..]
+            .iter()
+            .take_while(|s| s.distance_km.to_bits() == bits)
+            .count();
+        if run > 1 {
+            seen[i..i + run].sort_unstable_by_key(|s| id(s.entry));
+        }
+        i += run;
+    }
+}
+
 fn omitted_map(counts: [usize; OUTCOME_KEYS.len()]) -> std::collections::BTreeMap<String, usize> {
     // Inserted one by one: collecting a map gathers and sorts a vector first, which costs
     // even a decision that omits nobody (nearly every assignable one).
@@ -275,13 +294,6 @@ impl Decision {
             Verdict::Rejected(reason) => (Outcome::Rejected, Some(reason)),
             Verdict::NotEvaluated => (Outcome::NotEvaluated, None),
         };
-        // Nearest first; realtor ids only break exact ties, so they are looked up rarely.
-        // (Distances are never negative, where their bits order them as `total_cmp` does.)
-        let nearest_first = |a: &Seen, b: &Seen| {
-            (a.distance_km.to_bits())
-                .cmp(&b.distance_km.to_bits())
-                .then_with(|| id(a.entry).cmp(&id(b.entry)))
-        };
         let mut counts = counted;
         if seen.len() > MAX_REPORTED {
             // The listed are the first MAX_REPORTED by (distance, id): everyone nearer than the
@@ -305,14 +317,14 @@ impl Decision {
                     Ordering::Greater => omit(s),
                 }
             }
-            at_cut.sort_unstable_by(nearest_first);
+            sort_nearest_first(&mut at_cut, &id); // one distance: by id
             let room = MAX_REPORTED - listed.len();
             at_cut.drain(room.min(at_cut.len())..).for_each(&mut omit);
             listed.append(&mut at_cut);
             listed.extend(chosen);
             *seen = listed;
         }
-        seen.sort_unstable_by(nearest_first);
+        sort_nearest_first(seen, &id);
         let candidates = seen
             .drain(..)
             .map(|s| match s.verdict {

@@ -33,9 +33,7 @@
 //! [`super::scratch`].
 
 use crate::calendar::Footprint;
-use crate::feasibility::{
-    check_profile, earliest_start, first_free, hours_fit, RejectReason, Scratch,
-};
+use crate::feasibility::{check_profile, earliest_start, hours_fit, RejectReason, Scratch};
 use crate::geo::{distance_km, travel_minutes_for_km, GeoPoint, EARTH_RADIUS_KM};
 use crate::ids::RealtorId;
 use crate::matching::explain::{rejected_slot, Decision, OutcomeCounts, Seen, Verdict};
@@ -478,18 +476,18 @@ impl RealtorIndex {
     ) -> Result<i64, RejectReason> {
         self.screen(q, entry, distance, scratch)?;
         let e = &self.entries[entry as usize];
-        let d = q.fp.duration;
         let (from, to, _) = self.hours_for(q, e.hours, scratch);
         let intervals = &scratch.hours_pool[from..to];
         let last_km = self.last_km(q, entry, distance);
-        e.calendar.forbidden_starts_known(
-            &q.fp,
-            distance.max(last_km),
-            q.ws,
-            q.we - d,
-            &mut scratch.forbidden,
-        );
-        first_free(intervals, q.ws, q.we, d, &scratch.forbidden).ok_or(RejectReason::Overlap)
+        e.calendar
+            .earliest_free_known(
+                &q.fp,
+                distance.max(last_km),
+                (q.ws, q.we),
+                intervals,
+                &mut scratch.forbidden,
+            )
+            .ok_or(RejectReason::Overlap)
     }
 
     /// [`check_profile`] from the copies in `found` (the entry is read only for declines).
