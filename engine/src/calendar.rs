@@ -243,18 +243,35 @@ impl Calendar {
         to: i64,
         out: &mut Vec<(i64, i64)>,
     ) {
+        self.forbidden_unmerged(fp, own_km, from, to, out);
+        merge_sorted(out);
+    }
+
+    /// The forbidden start intervals of [`Calendar::forbidden_starts_known`] in booking order,
+    /// neither sorted nor merged: the bookings of `within`, found with one binary search (the
+    /// few relevant ones are walked until the first that starts too late).
+    fn forbidden_unmerged(
+        &self,
+        fp: &Footprint<'_>,
+        own_km: f64,
+        from: i64,
+        to: i64,
+        out: &mut Vec<(i64, i64)>,
+    ) {
         out.clear();
-        // A plain loop: `extend` over a filter grows the vector one checked push at a time.
-        let relevant =
-            &self.bookings[self.within(fp.duration, from, to, self.buffer_bound(own_km))];
-        out.reserve(relevant.len());
-        for b in relevant {
+        let bound = self.buffer_bound(own_km);
+        let first =
+            self.starting_at_or_before(from.saturating_sub(self.longest.saturating_add(bound)));
+        let too_late = to.saturating_add(fp.duration).saturating_add(bound);
+        for b in &self.bookings[first..] {
+            if b.start >= too_late {
+                break;
+            }
             let (lo, hi) = Self::forbidden(b, fp);
             if lo < hi {
                 out.push((lo, hi));
             }
         }
-        merge_sorted(out);
     }
 
     /// The earliest grid start of the window `[ws, we)` inside one of the working `intervals`
@@ -272,22 +289,7 @@ impl Calendar {
         out: &mut Vec<(i64, i64)>,
     ) -> Option<i64> {
         let d = fp.duration;
-        out.clear();
-        // The bookings of `within`, found with one binary search: the few relevant ones are
-        // walked until the first that starts too late.
-        let bound = self.buffer_bound(own_km);
-        let from =
-            self.starting_at_or_before(ws.saturating_sub(self.longest.saturating_add(bound)));
-        let too_late = we.saturating_add(bound);
-        for b in &self.bookings[from..] {
-            if b.start >= too_late {
-                break;
-            }
-            let (lo, hi) = Self::forbidden(b, fp);
-            if lo < hi {
-                out.push((lo, hi));
-            }
-        }
+        self.forbidden_unmerged(fp, own_km, ws, we - d, out);
         if out.len() > FEW_FORBIDDEN {
             merge_sorted(out);
             return crate::feasibility::first_free(intervals, ws, we, d, out);
