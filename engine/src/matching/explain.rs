@@ -189,9 +189,9 @@ pub struct Explanation {
     /// the indexes asked.
     pub rings_searched: u32,
     /// The realtors looked at, nearest first: the [`MAX_REPORTED`] nearest (the chosen one
-    /// always included); the rest are counted in `omitted`. Near the tour everyone is looked
-    /// at; farther out (the coarse rings) realtors whose service radius cannot reach the tour
-    /// are skipped unread and appear nowhere.
+    /// always included); the rest are counted in `omitted`. Near the tour (the fine rings)
+    /// everyone is looked at; farther out (the coarse rings) only realtors whose service
+    /// radius reaches the tour: the others appear nowhere.
     pub candidates: Vec<CandidateReport>,
     /// Realtors looked at but not listed, counted by outcome (`rejected:overlap`, `lost`, ...).
     /// A search that must prove nobody can take a tour looks at thousands; storing each with

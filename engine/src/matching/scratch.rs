@@ -49,7 +49,7 @@ pub(super) struct BulkArea {
 /// Realtors of one coarse cell ruled out together and only counted: `slots[from..]` of
 /// `cell` (those before are out of radius and passed over), of which `slots[surely_within..]`
 /// have a radius reaching past the whole cell; all share working hours `hours`. Counted as
-/// [`super::walk::AreaQuery::verdict`] sees them, in a walk that was a scan if `exhausted`.
+/// [`super::walk::AreaQuery::verdict`] sees them: only those whose radius reaches the tour.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct BulkCount {
     pub(super) nearest: f64,
@@ -57,9 +57,8 @@ pub(super) struct BulkCount {
     pub(super) cell: CellIndex,
     pub(super) from: usize,
     pub(super) surely_within: usize,
-    pub(super) exhausted: bool,
+    /// Unavailable and within radius.
     pub(super) unavailable: usize,
-    pub(super) out_of_radius: usize,
     /// Available and within radius: rejected for their hours, else `overlap`.
     pub(super) available: usize,
     pub(super) hours: u32,

@@ -6,8 +6,9 @@
 //! the bound lets them through, and are evaluated (calendar, working hours) nearest first,
 //! only once nothing unexplored can be nearer; the walk stops as soon as the bound passes the
 //! nearest feasible distance plus the policy's slack. After `FINE_RINGS` rings at the index's
-//! resolution the walk goes on in the index's coarse cells (two resolutions up), where
-//! realtors whose radius cannot reach the tour are passed over unread. When a ring would have
+//! resolution the walk goes on in the index's coarse cells (two resolutions up), where only
+//! realtors whose radius reaches the tour are looked at (those whose radius surely cannot are
+//! passed over unread). When a ring would have
 //! more cells than the index has occupied cells, the rest of the index is scanned instead, so
 //! sparse indexes and far searches stay cheap.
 //!
@@ -37,7 +38,7 @@ use crate::feasibility::{check_profile, earliest_start, hours_fit, RejectReason,
 use crate::geo::{distance_km, travel_minutes_for_km, GeoPoint, EARTH_RADIUS_KM};
 use crate::ids::RealtorId;
 use crate::matching::explain::{rejected_slot, Decision, OutcomeCounts, Seen, Verdict};
-use crate::matching::index::{Reach, RealtorIndex};
+use crate::matching::index::RealtorIndex;
 use crate::matching::policy::{Feasible, Policy};
 pub use crate::matching::scratch::SearchScratch;
 use crate::matching::scratch::{Found, NearestListed, Pending};
@@ -181,7 +182,6 @@ impl RealtorIndex {
                 first: q.fp.first.point(),
                 last: q.multi_stop.then(|| q.fp.last.point()),
                 first_unit: target.unit(),
-                cos_max_radius: Reach::new(&target, self.max_radius_km).cos_radius,
             });
         }
         let (mut screened, mut nobody_anywhere) = (0, false);
@@ -347,7 +347,6 @@ impl RealtorIndex {
             let reason = reason_for(c.hours, scratch);
             if c.farthest <= decisive && settled.listed.cut_km() < c.nearest {
                 settled.counted[rejected_slot(RejectReason::Unavailable)] += c.unavailable;
-                settled.counted[rejected_slot(RejectReason::OutOfRadius)] += c.out_of_radius;
                 settled.counted[rejected_slot(reason)] += c.available;
                 continue;
             }
@@ -367,13 +366,7 @@ impl RealtorIndex {
                 }
                 let r = &cc.reach[i];
                 let slot = || &cc.slots[i];
-                let verdict = area.verdict(
-                    r,
-                    slot,
-                    i >= c.surely_within,
-                    c.exhausted,
-                    self.max_radius_km,
-                );
+                let verdict = area.verdict(r, slot, i >= c.surely_within);
                 let Some(v) = verdict else {
                     continue;
                 };

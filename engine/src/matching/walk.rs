@@ -2,8 +2,8 @@
 //! which coarse cells it rules out whole by their free-time summaries.
 //!
 //! Rings at the index's resolution first (`FINE_RINGS` of them), then rings of coarse cells
-//! (two resolutions up), where realtors whose radius cannot reach the tour are passed over
-//! unread; when a ring would have more cells than the index has occupied ones, the rest is
+//! (two resolutions up), where only realtors whose radius reaches the tour are looked at (those
+//! whose radius surely cannot are passed over unread); when a ring would have more cells than the index has occupied ones, the rest is
 //! scanned instead.
 
 use h3o::{CellIndex, Resolution};
@@ -60,49 +60,41 @@ pub(super) struct AreaQuery {
     pub(super) first: GeoPoint,
     /// The last stop, when it is not where the tour starts.
     pub(super) last: Option<GeoPoint>,
-    /// `first` on the unit sphere, and the cosine of the largest radius's angle.
+    /// `first` on the unit sphere.
     pub(super) first_unit: [f64; 3],
-    pub(super) cos_max_radius: f64,
 }
 
 impl AreaQuery {
     /// What becomes of a realtor (home, radius and availability `r`, whole slot `slot`) of an
-    /// area ruled out for this tour: `None` when passed over (beyond every service radius,
-    /// once the walk is a scan), `Overlap` standing for "available and within radius" until
-    /// working hours decide. `surely_within` when the radius is known to reach past the whole
-    /// area. The slot is read only when the cosines are too close to call (rarely): a cell's
-    /// `reach` column is half the bytes of its slots.
+    /// area ruled out for this tour: `None` when their radius does not reach it (beyond the
+    /// fine rings nobody else is looked at), `Overlap` standing for "available and within
+    /// radius" until working hours decide. `surely_within` when the radius is known to reach
+    /// past the whole area. The slot is read only when the cosines are too close to call
+    /// (rarely): a cell's `reach` column is half the bytes of its slots.
     #[inline]
     pub(super) fn verdict<'a>(
         &self,
         r: &Reach,
         slot: impl Fn() -> &'a Slot,
         surely_within: bool,
-        exhausted: bool,
-        max_radius_km: f64,
     ) -> Option<RejectReason> {
         // Within radius when the angle to the tour is at most the radius's: the cosines
-        // decide, unless they are too close to call, where the haversine distance does.
-        let t = self.first_unit;
-        let cos = r.unit[0] * t[0] + r.unit[1] * t[1] + r.unit[2] * t[2];
-        let beyond = |cos_limit: f64, km: Option<f64>| {
-            if (cos - cos_limit).abs() < 1e-12 {
+        // decide, unless they are too close to call, where the haversine distance does (as
+        // for everyone a search reads one by one).
+        let within = surely_within || {
+            let t = self.first_unit;
+            let cos = r.unit[0] * t[0] + r.unit[1] * t[1] + r.unit[2] * t[2];
+            if (cos - r.cos_radius).abs() < 1e-12 {
                 let s = slot();
-                s.point.distance_km(&self.first) > km.unwrap_or(s.radius_km)
+                s.point.distance_km(&self.first) <= s.radius_km
             } else {
-                cos < cos_limit
+                cos >= r.cos_radius
             }
         };
-        let within = surely_within || !beyond(r.cos_radius, None);
-        if !within && exhausted && beyond(self.cos_max_radius, Some(max_radius_km)) {
-            return None; // as in the search: nobody that far can ever serve here
-        }
-        Some(if !r.available {
-            RejectReason::Unavailable
-        } else if !within {
-            RejectReason::OutOfRadius
-        } else {
+        within.then_some(if r.available {
             RejectReason::Overlap
+        } else {
+            RejectReason::Unavailable
         })
     }
 }
@@ -326,9 +318,10 @@ impl RealtorIndex {
 
     /// A coarse cell of the walk. Nobody in it is nearer than its centre's distance less its
     /// reach: realtors with a smaller radius are out of radius, and as the cell sorts them
-    /// first they are passed over unread, neither looked at nor reported. When the cell's
-    /// summary rules the tour out, the others are rejected together into `scratch.bulk`,
-    /// without a distance for those whose radius reaches past the whole cell.
+    /// first they are passed over unread; of the others, only those whose radius reaches the
+    /// tour are looked at. When the cell's summary rules the tour out, those are rejected
+    /// together into `scratch.bulk` or counted, without a distance for those whose radius
+    /// reaches past the whole cell.
     pub(super) fn visit_coarse(
         &self,
         walk: &Walk,
@@ -363,10 +356,14 @@ impl RealtorIndex {
                 for s in &cc.slots[from..] {
                     let mark = &mut scratch.seen[s.entry as usize];
                     if *mark != scratch.generation {
-                        *mark = scratch.generation;
-                        scratch
-                            .found
-                            .push(Found::new(s.point.distance_km(target), s, false));
+                        // Beyond the fine rings, only realtors whose radius reaches the tour
+                        // are looked at (each coarse cell is visited once: no mark needed
+                        // for the others).
+                        let distance = s.point.distance_km(target);
+                        if distance <= s.radius_km {
+                            *mark = scratch.generation;
+                            scratch.found.push(Found::new(distance, s, false));
+                        }
                     }
                 }
                 return;
@@ -382,37 +379,30 @@ impl RealtorIndex {
         if let Some(hours) = cc.one_hours {
             // Nobody here is nearer than `nearest`, farther than anyone the fine rings found.
             let none_seen = nearest > scratch.fine_reach_km;
-            let mut count = BulkCount {
-                nearest,
-                farthest,
-                cell,
-                from,
-                surely_within,
-                exhausted: walk.exhausted,
-                unavailable: 0,
-                out_of_radius: 0,
-                available: 0,
-                hours,
-            };
-            // The common case, far from the tour in a ring: a dot product each in the band.
-            let within = if none_seen && !walk.exhausted {
+            let suffix = band.end..cc.slots.len();
+            let mut unavailable = cc.unavailable_from[band.end] as usize;
+            let mut available = suffix.len() - unavailable;
+            let band_unavailable = cc.unavailable_from[band.start] as usize - unavailable;
+            // The common case, far from the tour: a dot product each in the band, where
+            // everyone is available (the count reads no availability).
+            let within = if none_seen && band_unavailable == 0 {
                 cc.available_within(band.clone(), walk.first_unit)
             } else {
                 None
             };
             if let Some(within) = within {
-                let unavailable = cc.unavailable_from[from] as usize;
-                let band_unavailable = unavailable - cc.unavailable_from[band.end] as usize;
-                let band_available = band.len() - band_unavailable;
-                count.unavailable = unavailable;
-                count.out_of_radius = band_available - within;
-                count.available = (cc.slots.len() - from) - unavailable - count.out_of_radius;
-                scratch.bulk_counts.push(count);
+                scratch.bulk_counts.push(BulkCount {
+                    nearest,
+                    farthest,
+                    cell,
+                    from,
+                    surely_within,
+                    unavailable,
+                    available: available + within,
+                    hours,
+                });
                 return;
             }
-            let suffix = band.end..cc.slots.len();
-            let mut unavailable = cc.unavailable_from[band.end] as usize;
-            let mut available = suffix.len() - unavailable;
             if !none_seen {
                 // Those the fine rings found are reported already: take them out (few).
                 for (i, &entry) in cc.entries[suffix.clone()].iter().enumerate() {
@@ -425,28 +415,26 @@ impl RealtorIndex {
                     }
                 }
             }
-            let mut out_of_radius = 0;
             for i in band {
                 if scratch.seen[cc.entries[i] as usize] == scratch.generation {
                     continue;
                 }
-                match area.verdict(
-                    &cc.reach[i],
-                    || &cc.slots[i],
-                    i >= surely_within,
-                    walk.exhausted,
-                    self.max_radius_km,
-                ) {
+                match area.verdict(&cc.reach[i], || &cc.slots[i], i >= surely_within) {
                     Some(RejectReason::Unavailable) => unavailable += 1,
-                    Some(RejectReason::OutOfRadius) => out_of_radius += 1,
                     Some(_) => available += 1,
                     None => {}
                 }
             }
-            count.unavailable = unavailable;
-            count.out_of_radius = out_of_radius;
-            count.available = available;
-            scratch.bulk_counts.push(count);
+            scratch.bulk_counts.push(BulkCount {
+                nearest,
+                farthest,
+                cell,
+                from,
+                surely_within,
+                unavailable,
+                available,
+                hours,
+            });
             return;
         }
         let first = scratch.bulk.len();
@@ -461,13 +449,7 @@ impl RealtorIndex {
                 continue;
             }
             *mark = scratch.generation;
-            if let Some(reason) = area.verdict(
-                r,
-                || s,
-                i >= surely_within,
-                walk.exhausted,
-                self.max_radius_km,
-            ) {
+            if let Some(reason) = area.verdict(r, || s, i >= surely_within) {
                 scratch.bulk.push((s.entry, s.hours, reason));
             }
         }
