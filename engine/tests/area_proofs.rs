@@ -406,3 +406,73 @@ fn a_kept_searcher_sees_each_change_on_its_own() {
         check(&world.index, &mut kept);
     }
 }
+
+/// A slot the whole city is booked in, in a city dense enough that the fine rings hold more
+/// realtors than an explanation lists: the search counts those beyond the fine rings from the
+/// origin's cover and stops walking once nobody unexplored could be listed. It must count and
+/// list exactly as the exhaustive walk does: from places searched before (the cover kept) and
+/// new ones, and after realtors are paused, moved and removed (which drops the covers).
+#[test]
+fn counted_from_afar_as_walked() {
+    use engine::RealtorStatus;
+    let mut world = synchronized_world_spread(7, 1500, 0.1);
+    let ids: Vec<engine::RealtorId> = world.index.iter().map(|(r, _)| r.id).collect();
+    let mut rng = Rng(99);
+    let mut kept = SearchScratch::default();
+    let base = world.base.timestamp();
+    // Some places' fine rings hold the nearest hundred; elsewhere the walk goes on a few rings
+    // to list those beyond them.
+    let places: Vec<engine::Location> = (0..8)
+        .map(|i| {
+            near(
+                &mut rng,
+                world.centre.0,
+                world.centre.1,
+                [0.02, 0.06][i % 2],
+            )
+        })
+        .collect();
+    let (mut searches, mut walked_less, mut unavailable) = (0, 0, 0);
+    for round in 0..3usize {
+        for (i, at) in places.iter().enumerate() {
+            // 40 minutes from the start of a slot: everyone's booking starts within its first
+            // 25 minutes and lasts at least 30, so nobody has 30 free minutes in it.
+            let from = base + 8 * 3600 + ((i + round) % 8) as i64 * 5400;
+            let plan = one_stop(*at, from, from + 40 * 60);
+            let fast = agree(&world.index, &plan, &mut kept);
+            let slow = world
+                .index
+                .search_with(&plan, &Nearest, &mut SearchScratch::exhaustive());
+            assert!(fast.choice.is_none(), "{plan:?}");
+            searches += 1;
+            if fast.explanation.rings_searched < slow.explanation.rings_searched {
+                walked_less += 1;
+            }
+            unavailable += totals(&fast)
+                .get("rejected:unavailable")
+                .copied()
+                .unwrap_or(0);
+        }
+        // Change the index between rounds: every 7th realtor paused, every 11th moved, every
+        // 13th removed.
+        for (j, id) in ids.iter().enumerate().skip(round) {
+            if j % 13 == 0 {
+                world.index.remove(*id);
+            } else if j % 11 == 0 {
+                let (r, _) = world.index.get(*id).unwrap();
+                let mut moved = r.clone();
+                moved.home = near(&mut rng, world.centre.0, world.centre.1, 0.06);
+                world.index.upsert(moved);
+            } else if j % 7 == 0 {
+                world
+                    .index
+                    .set_status(*id, RealtorStatus::Unavailable)
+                    .unwrap();
+            }
+        }
+    }
+    // The covers decided many of these (the walk stopped early), and paused realtors were
+    // counted through them.
+    assert!(walked_less * 4 > searches, "{walked_less} of {searches}");
+    assert!(unavailable > 0);
+}

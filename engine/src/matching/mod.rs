@@ -1,6 +1,7 @@
 //! Matching: candidates -> feasibility -> policy -> choice, with an explanation (CONTRACT 5.4).
 
 mod coarse;
+mod cover;
 pub mod explain;
 mod free_time;
 pub mod index;

@@ -42,7 +42,7 @@ use crate::matching::index::RealtorIndex;
 use crate::matching::policy::{Feasible, Policy};
 pub use crate::matching::scratch::SearchScratch;
 use crate::matching::scratch::{Found, NearestListed, Pending};
-use crate::matching::walk::AreaQuery;
+use crate::matching::walk::{AreaQuery, FINE_RINGS};
 use crate::tour::TourPlan;
 
 /// Bulk rejections being settled: counted, or recorded when the explanation would list them.
@@ -280,6 +280,23 @@ impl RealtorIndex {
             if settled || bound > self.max_radius_km {
                 break;
             }
+            // Leaving the fine rings with nobody feasible: the whole index's summary may show
+            // that nobody anywhere is, however few were screened one by one.
+            let leaving_fine_rings = !walk.coarse && walk.next_k >= FINE_RINGS;
+            if leaving_fine_rings
+                && !nobody_anywhere
+                && nearest_feasible.is_none()
+                && !self.index_may_fit_once(&walk, scratch)
+            {
+                nobody_anywhere = true;
+                self.reject_waiting(&q, scratch);
+            }
+            if nobody_anywhere && !walk.listing {
+                self.count_from_afar(&mut walk, &target, scratch);
+            }
+            if walk.listing && bound > scratch.listed.cut_km() {
+                break; // nobody unexplored could be listed
+            }
         }
         // Realtors found beyond what decided the search were never in contention: leave them
         // out; those within it but not evaluated lost on distance alone.
@@ -294,7 +311,8 @@ impl RealtorIndex {
                 });
             }
         }
-        let counted = self.settle_bulk(&q, &target, walk.summaries.as_ref(), decisive, scratch);
+        let mut counted = self.settle_bulk(&q, &target, walk.summaries.as_ref(), decisive, scratch);
+        self.add_counted_from_afar(&q, &mut counted, scratch);
         Decision::from_search(
             policy,
             feasible,

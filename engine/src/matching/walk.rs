@@ -9,7 +9,8 @@
 use h3o::{CellIndex, Resolution};
 
 use crate::feasibility::RejectReason;
-use crate::geo::{ring_bound_km, GeoPoint, Location};
+use crate::geo::{ring_bound_km, GeoPoint, Location, EARTH_RADIUS_KM};
+use crate::matching::cover::take_one;
 use crate::matching::free_time::travel_level;
 use crate::matching::index::{CoarseCell, Reach, RealtorIndex, Slot};
 use crate::matching::scratch::{
@@ -50,6 +51,11 @@ pub(super) struct Walk {
     pub(super) exhausted: bool,
     /// What areas are ruled out for by their free-time summaries, when they may be.
     pub(super) summaries: Option<AreaQuery>,
+    /// Set once nobody anywhere can take the tour and those beyond the fine rings are counted
+    /// from the origin's cover ([`super::cover`]): the walk goes on in rings at the index's
+    /// resolution only to find whoever is within radius and near enough to be listed
+    /// (`scratch.listed`'s cut); the others are counted there.
+    pub(super) listing: bool,
 }
 
 /// The tour as a free-time summary sees it.
@@ -98,6 +104,13 @@ impl AreaQuery {
         })
     }
 }
+
+/// Rings at the index's resolution a walk that only lists (see [`Walk::listing`]) goes
+/// through before the coarse cells: most lists are complete by then (measured on the
+/// benchmark city: 5 or 6 rings for three quarters of its tours nobody can take), and each
+/// further ring costs a new origin more in H3 boundaries (for its measured bound) than the
+/// coarse cells do.
+const LISTING_FINE_RINGS: u32 = FINE_RINGS + 2;
 
 /// Fine rings searched one realtor at a time before summaries may rule areas out: nearly
 /// every assignable tour is settled by then (2 rings at the median), and asking costs it.
@@ -168,6 +181,7 @@ impl RealtorIndex {
             bound: 0.0,
             exhausted: false,
             summaries: None,
+            listing: false,
         }
     }
 
@@ -185,7 +199,14 @@ impl RealtorIndex {
         if walk.exhausted {
             return None;
         }
-        if !walk.coarse && walk.next_k >= FINE_RINGS {
+        // A walk that only lists stays in the fine rings a little longer: those it may list
+        // are near, at the median, where a coarse cell would read hundreds for a few.
+        let fine_rings = if walk.listing {
+            LISTING_FINE_RINGS
+        } else {
+            FINE_RINGS
+        };
+        if !walk.coarse && walk.next_k >= fine_rings {
             if let Some((res, _)) = &self.coarse {
                 // Whoever the fine rings did not reach is at least this far; the coarse rings
                 // start again from the centre (finding the fine rings' realtors again, who are
@@ -236,7 +257,11 @@ impl RealtorIndex {
             _ => {
                 if scan {
                     for slots in self.cells.values() {
-                        self.visit_fine(walk, slots, target, scratch);
+                        if walk.listing {
+                            visit_fine_for_listing(slots, target, scratch);
+                        } else {
+                            self.visit_fine(walk, slots, target, scratch);
+                        }
                     }
                 } else if k <= COPIED_RINGS {
                     let index = (&self.cells, self.cells_version, self.entries.len());
@@ -247,7 +272,11 @@ impl RealtorIndex {
                 } else {
                     for at in ring {
                         if let Some(slots) = self.cells.get(&scratch.ring_cells[at]) {
-                            self.visit_fine(walk, slots, target, scratch);
+                            if walk.listing {
+                                visit_fine_for_listing(slots, target, scratch);
+                            } else {
+                                self.visit_fine(walk, slots, target, scratch);
+                            }
                         }
                     }
                 }
@@ -346,9 +375,16 @@ impl RealtorIndex {
         }
         let centre_km = cc.centre.distance_km(target);
         let nearest = centre_km - cc.reach_km - 1e-6;
+        if walk.listing && nearest > scratch.listed.cut_km() {
+            return; // nobody here could be listed; the cover counts them
+        }
         let from = cc.radii.partition_point(|&r| r < nearest);
         if from == cc.slots.len() {
             return; // nobody here reaches the tour
+        }
+        if walk.listing {
+            visit_coarse_for_listing(cc, from, (target, walk.first_unit), scratch);
+            return;
         }
         let area = match walk.summaries {
             Some(area) if !self.area_may_fit_once(walk, (cell, cc), scratch) => area,
@@ -459,6 +495,58 @@ impl RealtorIndex {
             first,
             last: scratch.bulk.len(),
         });
+    }
+}
+
+/// A fine cell beyond the fine rings, in a walk that only lists (see [`Walk::listing`]):
+/// whoever is within radius and near enough to be listed, not seen yet, is found.
+fn visit_fine_for_listing(slots: &[Slot], target: &GeoPoint, scratch: &mut SearchScratch) {
+    for s in slots {
+        if scratch.seen[s.entry as usize] == scratch.generation {
+            continue;
+        }
+        let distance = s.point.distance_km(target);
+        if distance <= s.radius_km && distance <= scratch.listed.cut_km() {
+            found_for_listing(s, distance, scratch);
+        }
+    }
+}
+
+/// A realtor a walk that only lists found `distance` km away, within radius and near enough
+/// to be listed: recorded one by one, so taken from the cover's count (which included them).
+fn found_for_listing(s: &Slot, distance: f64, scratch: &mut SearchScratch) {
+    scratch.seen[s.entry as usize] = scratch.generation;
+    scratch.listed.push(distance);
+    scratch.found.push(Found::new(distance, s, true));
+    take_one(&mut scratch.afar, s.hours, s.available);
+}
+
+/// [`visit_fine_for_listing`] for a coarse cell, past the rings a walk that only lists goes
+/// through at the index's resolution: of `cc.slots[from..]` (those before cannot reach the
+/// tour). A dot product decides for most that they are beyond the listing's cut, with room
+/// for its rounding, without reading their slots.
+fn visit_coarse_for_listing(
+    cc: &CoarseCell,
+    from: usize,
+    (target, t): (&GeoPoint, [f64; 3]),
+    scratch: &mut SearchScratch,
+) {
+    let mut cut = (f64::NAN, -2.0); // (km, the cosine of its angle), when last asked
+    for i in from..cc.slots.len() {
+        let km = scratch.listed.cut_km();
+        if km != cut.0 {
+            cut = (km, (km / EARTH_RADIUS_KM).min(std::f64::consts::PI).cos());
+        }
+        let r = &cc.reach[i];
+        let cos = r.unit[0] * t[0] + r.unit[1] * t[1] + r.unit[2] * t[2];
+        if cos < cut.1 - 1e-12 || scratch.seen[cc.entries[i] as usize] == scratch.generation {
+            continue;
+        }
+        let s = &cc.slots[i];
+        let distance = s.point.distance_km(target);
+        if distance <= s.radius_km && distance <= km {
+            found_for_listing(s, distance, scratch);
+        }
     }
 }
 
