@@ -8,4 +8,5 @@ pub mod index;
 pub mod policy;
 mod scratch;
 pub mod search;
+mod settle;
 mod walk;
