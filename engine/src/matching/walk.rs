@@ -52,9 +52,9 @@ pub(super) struct Walk {
     /// What areas are ruled out for by their free-time summaries, when they may be.
     pub(super) summaries: Option<AreaQuery>,
     /// Set once nobody anywhere can take the tour and those beyond the fine rings are counted
-    /// from the origin's cover ([`super::cover`]): the walk goes on in rings at the index's
-    /// resolution only to find whoever is within radius and near enough to be listed
-    /// (`scratch.listed`'s cut); the others are counted there.
+    /// from the origin's cover ([`super::cover`]): the walk goes on in the coarse rings only
+    /// to find whoever is within radius and near enough to be listed (`scratch.listed`'s
+    /// cut); the others are counted there.
     pub(super) listing: bool,
 }
 
@@ -104,13 +104,6 @@ impl AreaQuery {
         })
     }
 }
-
-/// Rings at the index's resolution a walk that only lists (see [`Walk::listing`]) goes
-/// through before the coarse cells: most lists are complete by then (measured on the
-/// benchmark city: 5 or 6 rings for three quarters of its tours nobody can take), and each
-/// further ring costs a new origin more in H3 boundaries (for its measured bound) than the
-/// coarse cells do.
-const LISTING_FINE_RINGS: u32 = FINE_RINGS + 2;
 
 /// Fine rings searched one realtor at a time before summaries may rule areas out: nearly
 /// every assignable tour is settled by then (2 rings at the median), and asking costs it.
@@ -199,14 +192,7 @@ impl RealtorIndex {
         if walk.exhausted {
             return None;
         }
-        // A walk that only lists stays in the fine rings a little longer: those it may list
-        // are near, at the median, where a coarse cell would read hundreds for a few.
-        let fine_rings = if walk.listing {
-            LISTING_FINE_RINGS
-        } else {
-            FINE_RINGS
-        };
-        if !walk.coarse && walk.next_k >= fine_rings {
+        if !walk.coarse && walk.next_k >= FINE_RINGS {
             if let Some((res, _)) = &self.coarse {
                 // Whoever the fine rings did not reach is at least this far; the coarse rings
                 // start again from the centre (finding the fine rings' realtors again, who are
@@ -257,11 +243,7 @@ impl RealtorIndex {
             _ => {
                 if scan {
                     for slots in self.cells.values() {
-                        if walk.listing {
-                            visit_fine_for_listing(slots, target, scratch);
-                        } else {
-                            self.visit_fine(walk, slots, target, scratch);
-                        }
+                        self.visit_fine(walk, slots, target, scratch);
                     }
                 } else if k <= COPIED_RINGS {
                     let index = (&self.cells, self.cells_version, self.entries.len());
@@ -272,11 +254,7 @@ impl RealtorIndex {
                 } else {
                     for at in ring {
                         if let Some(slots) = self.cells.get(&scratch.ring_cells[at]) {
-                            if walk.listing {
-                                visit_fine_for_listing(slots, target, scratch);
-                            } else {
-                                self.visit_fine(walk, slots, target, scratch);
-                            }
+                            self.visit_fine(walk, slots, target, scratch);
                         }
                     }
                 }
@@ -498,33 +476,10 @@ impl RealtorIndex {
     }
 }
 
-/// A fine cell beyond the fine rings, in a walk that only lists (see [`Walk::listing`]):
-/// whoever is within radius and near enough to be listed, not seen yet, is found.
-fn visit_fine_for_listing(slots: &[Slot], target: &GeoPoint, scratch: &mut SearchScratch) {
-    for s in slots {
-        if scratch.seen[s.entry as usize] == scratch.generation {
-            continue;
-        }
-        let distance = s.point.distance_km(target);
-        if distance <= s.radius_km && distance <= scratch.listed.cut_km() {
-            found_for_listing(s, distance, scratch);
-        }
-    }
-}
-
-/// A realtor a walk that only lists found `distance` km away, within radius and near enough
-/// to be listed: recorded one by one, so taken from the cover's count (which included them).
-fn found_for_listing(s: &Slot, distance: f64, scratch: &mut SearchScratch) {
-    scratch.seen[s.entry as usize] = scratch.generation;
-    scratch.listed.push(distance);
-    scratch.found.push(Found::new(distance, s, true));
-    take_one(&mut scratch.afar, s.hours, s.available);
-}
-
-/// [`visit_fine_for_listing`] for a coarse cell, past the rings a walk that only lists goes
-/// through at the index's resolution: of `cc.slots[from..]` (those before cannot reach the
-/// tour). A dot product decides for most that they are beyond the listing's cut, with room
-/// for its rounding, without reading their slots.
+/// A coarse cell of a walk that only lists (see [`Walk::listing`]): whoever of
+/// `cc.slots[from..]` (those before cannot reach the tour) is within radius and near enough
+/// to be listed, not seen yet, is found. A dot product decides for most that they are beyond
+/// the listing's cut, with room for its rounding, without reading their slots.
 fn visit_coarse_for_listing(
     cc: &CoarseCell,
     from: usize,
@@ -545,7 +500,11 @@ fn visit_coarse_for_listing(
         let s = &cc.slots[i];
         let distance = s.point.distance_km(target);
         if distance <= s.radius_km && distance <= km {
-            found_for_listing(s, distance, scratch);
+            // Recorded one by one, so taken from the cover's count (which included them).
+            scratch.seen[s.entry as usize] = scratch.generation;
+            scratch.listed.push(distance);
+            scratch.found.push(Found::new(distance, s, true));
+            take_one(&mut scratch.afar, s.hours, s.available);
         }
     }
 }
