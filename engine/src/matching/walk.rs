@@ -405,38 +405,29 @@ impl RealtorIndex {
                 None
             };
             if let Some(within) = within {
-                scratch.bulk_counts.push(BulkCount {
-                    nearest,
-                    farthest,
-                    cell,
-                    from,
-                    surely_within,
-                    unavailable,
-                    available: available + within,
-                    hours,
-                });
-                return;
-            }
-            if !none_seen {
-                // Those the fine rings found are reported already: take them out (few).
-                for (i, &entry) in cc.entries[suffix.clone()].iter().enumerate() {
-                    if scratch.seen[entry as usize] == scratch.generation {
-                        if cc.is_available(suffix.start + i) {
-                            available -= 1;
-                        } else {
-                            unavailable -= 1;
+                available += within;
+            } else {
+                if !none_seen {
+                    // Those the fine rings found are reported already: take them out (few).
+                    for (i, &entry) in cc.entries[suffix.clone()].iter().enumerate() {
+                        if scratch.seen[entry as usize] == scratch.generation {
+                            if cc.is_available(suffix.start + i) {
+                                available -= 1;
+                            } else {
+                                unavailable -= 1;
+                            }
                         }
                     }
                 }
-            }
-            for i in band {
-                if scratch.seen[cc.entries[i] as usize] == scratch.generation {
-                    continue;
-                }
-                match area.verdict(&cc.reach[i], || &cc.slots[i], i >= surely_within) {
-                    Some(RejectReason::Unavailable) => unavailable += 1,
-                    Some(_) => available += 1,
-                    None => {}
+                for i in band {
+                    if scratch.seen[cc.entries[i] as usize] == scratch.generation {
+                        continue;
+                    }
+                    match area.verdict(&cc.reach[i], || &cc.slots[i], i >= surely_within) {
+                        Some(RejectReason::Unavailable) => unavailable += 1,
+                        Some(_) => available += 1,
+                        None => {}
+                    }
                 }
             }
             scratch.bulk_counts.push(BulkCount {
