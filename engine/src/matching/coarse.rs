@@ -179,16 +179,22 @@ pub(super) struct Reach {
 
 impl Reach {
     pub(super) fn new(point: &GeoPoint, radius_km: f64) -> Self {
-        let angle = radius_km / EARTH_RADIUS_KM;
         Self {
             unit: point.unit(),
-            // No angle between two points exceeds pi: such a radius reaches everywhere.
-            cos_radius: if angle >= std::f64::consts::PI {
-                -2.0
-            } else {
-                angle.cos()
-            },
+            cos_radius: cos_of_km(radius_km),
             available: true,
         }
+    }
+}
+
+/// The cosine of the angle a great-circle distance of `km` spans: what a dot product of two
+/// homes on the unit sphere is compared with. No angle between two points exceeds pi: a
+/// distance that long reaches everywhere (`-2`, below every cosine).
+pub(super) fn cos_of_km(km: f64) -> f64 {
+    let angle = km / EARTH_RADIUS_KM;
+    if angle >= std::f64::consts::PI {
+        -2.0
+    } else {
+        angle.cos()
     }
 }

@@ -8,9 +8,8 @@
 //! nearest feasible distance plus the policy's slack. After `FINE_RINGS` rings at the index's
 //! resolution the walk goes on in the index's coarse cells (two resolutions up), where only
 //! realtors whose radius reaches the tour are looked at (those whose radius surely cannot are
-//! passed over unread). When a ring would have
-//! more cells than the index has occupied cells, the rest of the index is scanned instead, so
-//! sparse indexes and far searches stay cheap.
+//! passed over unread). When a ring would have more cells than the index has occupied cells,
+//! the rest of the index is scanned instead, so sparse indexes and far searches stay cheap.
 //!
 //! Evaluating a candidate is where an unassignable tour spends its time (it must prove that
 //! nobody in reach can take it), so it is done in cheap steps, each exact:

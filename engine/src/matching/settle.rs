@@ -4,7 +4,8 @@
 //! recorded), which are recorded one by one like everyone else.
 
 use crate::feasibility::RejectReason;
-use crate::geo::{GeoPoint, EARTH_RADIUS_KM};
+use crate::geo::GeoPoint;
+use crate::matching::coarse::cos_of_km;
 use crate::matching::explain::{rejected_slot, OutcomeCounts, Seen, Verdict};
 use crate::matching::index::RealtorIndex;
 use crate::matching::scratch::{NearestListed, SearchScratch};
@@ -30,12 +31,7 @@ impl Settled {
             Some((km, cos_cut)) if km == cut_km => cos_cut,
             _ => {
                 // Infinite until a hundred are listed: then nobody is beyond.
-                let angle = cut_km / EARTH_RADIUS_KM;
-                let cos_cut = if angle >= std::f64::consts::PI {
-                    -2.0
-                } else {
-                    angle.cos()
-                };
+                let cos_cut = cos_of_km(cut_km);
                 self.cos_cut = Some((cut_km, cos_cut));
                 cos_cut
             }

@@ -9,7 +9,8 @@
 use h3o::{CellIndex, Resolution};
 
 use crate::feasibility::RejectReason;
-use crate::geo::{ring_bound_km, GeoPoint, Location, EARTH_RADIUS_KM};
+use crate::geo::{ring_bound_km, GeoPoint, Location};
+use crate::matching::coarse::cos_of_km;
 use crate::matching::cover::take_one;
 use crate::matching::free_time::travel_level;
 use crate::matching::index::{CoarseCell, Reach, RealtorIndex, Slot};
@@ -481,7 +482,7 @@ fn visit_coarse_for_listing(
     for i in from..cc.slots.len() {
         let km = scratch.listed.cut_km();
         if km != cut.0 {
-            cut = (km, (km / EARTH_RADIUS_KM).min(std::f64::consts::PI).cos());
+            cut = (km, cos_of_km(km));
         }
         let r = &cc.reach[i];
         let cos = r.unit[0] * t[0] + r.unit[1] * t[1] + r.unit[2] * t[2];
