@@ -407,21 +407,35 @@ fn a_kept_searcher_sees_each_change_on_its_own() {
     }
 }
 
-/// A slot the whole city is booked in, in a city dense enough that the fine rings hold more
-/// realtors than an explanation lists: the search counts those beyond the fine rings from the
-/// origin's cover and stops walking once nobody unexplored could be listed. It must count and
-/// list exactly as the exhaustive walk does: from places searched before (the cover kept) and
-/// new ones, and after realtors are paused, moved and removed (which drops the covers).
+/// A slot the whole city is booked in: the search reads the decision from the origin's cover
+/// as soon as the whole index's summary shows it. It must count and list exactly as the
+/// exhaustive walk does: from places searched before (the cover kept) and new ones, and after
+/// realtors are paused, moved and removed (which drops the covers). In a city dense enough
+/// that the fine rings hold more realtors than an explanation lists, one where the nearest
+/// hundred reach beyond them, one where fewer than a hundred are candidates at all, and one
+/// whose radii are so short that the walk stops inside the fine rings.
 #[test]
-fn counted_from_afar_as_walked() {
+fn booked_out_decided_from_the_cover_as_walked() {
+    let dense = booked_out_as_walked(synchronized_world_spread(7, 1500, 0.1));
+    // The covers decided these (the walk would have gone on), and paused realtors were
+    // counted through them.
+    assert!(dense.0 * 4 > dense.1, "{} of {}", dense.0, dense.1);
+    assert!(dense.2 > 0);
+    booked_out_as_walked(synchronized_world_spread(8, 600, 0.2));
+    booked_out_as_walked(synchronized_world_spread(9, 90, 0.1));
+    booked_out_as_walked(worlds::synchronized_world_radii(10, 1500, 0.05, (1.0, 2.2)));
+    booked_out_as_walked(worlds::synchronized_world_radii(11, 3000, 0.05, (0.6, 1.5)));
+}
+
+/// Searches tours nobody can take at places around `world`'s centre, three rounds with
+/// changes to the index between them, each against the exhaustive walk: `(searches that
+/// walked fewer rings than the exhaustive one, searches, realtors counted unavailable)`.
+fn booked_out_as_walked(mut world: worlds::World) -> (usize, usize, usize) {
     use engine::RealtorStatus;
-    let mut world = synchronized_world_spread(7, 1500, 0.1);
     let ids: Vec<engine::RealtorId> = world.index.iter().map(|(r, _)| r.id).collect();
     let mut rng = Rng(99);
     let mut kept = SearchScratch::default();
     let base = world.base.timestamp();
-    // Some places' fine rings hold the nearest hundred; elsewhere the walk goes on a few rings
-    // to list those beyond them.
     let places: Vec<engine::Location> = (0..8)
         .map(|i| {
             near(
@@ -471,8 +485,5 @@ fn counted_from_afar_as_walked() {
             }
         }
     }
-    // The covers decided many of these (the walk stopped early), and paused realtors were
-    // counted through them.
-    assert!(walked_less * 4 > searches, "{walked_less} of {searches}");
-    assert!(unavailable > 0);
+    (walked_less, searches, unavailable)
 }

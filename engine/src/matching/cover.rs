@@ -1,28 +1,44 @@
-//! Who reaches a place from beyond the fine rings, kept per origin cell.
+//! Who reaches a place, kept per origin cell.
 //!
 //! A tour nobody anywhere can take (the whole index's free-time summary shows it) still needs
-//! its explanation: the nearest candidates listed, everyone else counted by reason. Beyond the
-//! fine rings the candidates are exactly the realtors whose radius reaches the tour (see
-//! [`super::walk`]): a set that depends on the tour's place alone, not on its time. So a
-//! searcher keeps, per origin cell at the index's resolution, the realtors outside that cell's
-//! fine rings whose radius surely reaches every point of it (counted by hours and
-//! availability) and those whose radius's edge may cross it (kept, and tested against each
-//! tour one by one), instead of walking every coarse cell in reach and counting radius bands
-//! for each tour. The first such search from a cell pays about one walk to build it; the same
-//! places are toured again and again. Any change to the index's cells drops them all.
+//! its explanation: the nearest candidates listed, everyone else counted by reason. Every
+//! candidate's reason then follows from who they are and where the tour is, not from their
+//! calendar (status; radius; working hours, else `overlap`), and the candidates are the
+//! realtors of the origin cell's fine rings (as far as the walk would go) and, beyond them,
+//! exactly those whose radius reaches the tour (see [`super::walk`]). So a searcher keeps,
+//! per origin cell at the index's resolution:
+//! - the realtors of its fine rings, nearest the cell's centre first (`FineRealtor`): a tour
+//!   anywhere in the cell measures the nearest of them exactly, to list them, and counts the
+//!   rest, whose distance to it differs from their distance to the centre by at most the
+//!   tour's own;
+//! - those outside the fine rings whose radius surely reaches every point of the cell
+//!   (counted by hours and availability) and those whose radius's edge may cross it (kept,
+//!   and tested against each tour one by one).
+//!
+//! A tour in a slot the whole city is booked in is then decided from the cover alone
+//! ([`RealtorIndex::decide_booked_out`]) as soon as the summary shows it, instead of walking
+//! on through the rings and the coarse cells in reach. The first such search from a cell
+//! pays about one walk to build it; the same places are toured again and again. Any change to
+//! the index's cells drops them all.
 
 use h3o::CellIndex;
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::disk::ESCAPE_MARGIN_KM;
 use crate::feasibility::RejectReason;
-use crate::geo::{GeoPoint, Location};
+use crate::geo::{ring_into, GeoPoint, Location};
 use crate::matching::coarse::cell_centre;
-use crate::matching::explain::{rejected_slot, OutcomeCounts};
+use crate::matching::explain::{
+    rejected_slot, Decision, OutcomeCounts, Seen, Verdict, MAX_REPORTED,
+};
 use crate::matching::index::{RealtorIndex, Slot};
+use crate::matching::policy::Policy;
 use crate::matching::scratch::SearchScratch;
 use crate::matching::search::Query;
 use crate::matching::walk::{Walk, FINE_RINGS};
+
+/// Room for the haversine's rounding in the triangle inequality, far above it.
+const SLACK_KM: f64 = 1e-6;
 
 /// Realtors of one working-hours set and availability, counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,18 +63,6 @@ fn add(groups: &mut Vec<Group>, hours: u32, available: bool, n: usize) {
     }
 }
 
-/// Takes one from the group of `(hours, available)`: a realtor counted there was recorded
-/// one by one after all.
-pub(super) fn take_one(groups: &mut [Group], hours: u32, available: bool) {
-    if let Some(g) = groups
-        .iter_mut()
-        .find(|g| g.hours == hours && g.available == available)
-    {
-        debug_assert!(g.count > 0, "a realtor recorded who was not counted");
-        g.count = g.count.saturating_sub(1);
-    }
-}
-
 /// A realtor whose radius's edge may cross an origin cell.
 #[derive(Debug, Clone, Copy)]
 struct EdgeRealtor {
@@ -68,17 +72,60 @@ struct EdgeRealtor {
     available: bool,
 }
 
+/// A realtor near an origin cell: of its fine rings, or beyond them but near enough that a
+/// tour in the cell may list them.
+#[derive(Debug, Clone, Copy)]
+struct NearRealtor {
+    point: GeoPoint,
+    radius_km: f64,
+    /// Home to the origin cell's centre.
+    centre_km: f64,
+    entry: u32,
+    hours: u32,
+    available: bool,
+    /// The fine ring (around the origin cell) of the home's cell; `FINE_RINGS` beyond them.
+    ring: u8,
+}
+
+impl NearRealtor {
+    /// Whether the radius reaches `target`, `centre_km` from the origin's centre: decided by
+    /// the triangle inequality when it can be, else measured (the same test as for a realtor
+    /// read one by one).
+    fn reaches(&self, target: &GeoPoint, centre_km: f64) -> bool {
+        if self.centre_km + centre_km + SLACK_KM <= self.radius_km {
+            true
+        } else if self.centre_km - centre_km - SLACK_KM > self.radius_km {
+            false
+        } else {
+            self.point.distance_km(target) <= self.radius_km
+        }
+    }
+}
+
 /// What is kept of one origin cell: ranges of the pools.
 #[derive(Debug, Clone, Copy)]
 struct Cover {
+    /// The cell's centre (`None` if H3 gave none: then nobody is kept near).
+    centre: Option<GeoPoint>,
+    /// Everyone of the fine rings and those beyond them (whose radius may reach the cell)
+    /// up to `near_km` from the centre, nearest the centre first.
+    near: (u32, u32),
+    near_km: f64,
+    /// Beyond `near_km`: those whose radius surely reaches every point of the cell, counted,
+    /// and those whose radius's edge may cross it.
     surely: (u32, u32),
     edge: (u32, u32),
 }
 
-/// Edge records (56 bytes each) kept per realtor indexed, at most: past that, all are dropped
-/// and built again as searches need them. (The benchmark city keeps ~270 per origin cell for
-/// its 10,000 realtors, so ~300 origins.)
+/// Edge and near records (56 and 72 bytes) kept per realtor indexed, at most: past that,
+/// all are dropped and built again as searches need them. (The benchmark city keeps ~270
+/// edge records and a few hundred near ones per origin cell for its 10,000 realtors.)
 const EDGES_KEPT_PER_REALTOR: usize = 8;
+const NEAR_KEPT_PER_REALTOR: usize = 16;
+
+/// Occupied cells an index needs for a walk to go through the fine rings ring by ring
+/// (with fewer, one of them is scanned whole, and a cover does not describe that walk).
+const FINE_DISK_CELLS: usize = 1 + 3 * (FINE_RINGS as usize) * (FINE_RINGS as usize - 1);
 
 /// The covers a searcher keeps (see the module doc).
 #[derive(Debug, Default)]
@@ -86,47 +133,130 @@ pub(super) struct Covers {
     /// The index cells' version the covers were built for.
     version: u64,
     by_origin: FxHashMap<CellIndex, Cover>,
+    near: Vec<NearRealtor>,
     surely: Vec<Group>,
     edges: Vec<EdgeRealtor>,
+    /// The decision being read from a cover (kept for its buffer).
+    reports: Vec<Seen>,
+}
+
+/// Why a realtor, available or not, within radius of the tour or not, whose working hours
+/// fit the window or not, cannot take a tour nobody anywhere can take: the reason
+/// [`crate::feasibility::earliest_start`] would give.
+fn booked_out_reason(available: bool, within: bool, hours_fit: bool) -> RejectReason {
+    if !available {
+        RejectReason::Unavailable
+    } else if !within {
+        RejectReason::OutOfRadius
+    } else if hours_fit {
+        RejectReason::Overlap
+    } else {
+        RejectReason::OutsideWorkingHours
+    }
 }
 
 impl RealtorIndex {
-    /// Once nobody anywhere can take the tour and the fine rings are walked, counts those
-    /// beyond them from the origin's cover ([`super::cover`]) instead of walking every
-    /// coarse cell in reach: the walk goes on only to find whoever could still be listed
-    /// (nearer than the [`super::explain::MAX_REPORTED`]-th nearest recorded).
-    pub(super) fn count_from_afar(
+    /// The decision for a tour nobody anywhere can take (the whole index's summary showed it
+    /// while the walk was in the fine rings), read from the cover of its origin cell instead
+    /// of walking on: every candidate of the walk, listed or counted, for the reason the walk
+    /// would give. `None` (the walk goes on) when the cover cannot say: when someone beyond
+    /// those it keeps near could be listed.
+    pub(super) fn decide_booked_out(
         &self,
+        policy: &dyn Policy,
+        q: &Query<'_>,
         walk: &mut Walk,
         target: &GeoPoint,
         scratch: &mut SearchScratch,
-    ) {
+    ) -> Option<Decision> {
         if walk.coarse
             || walk.exhausted
-            || walk.next_k < FINE_RINGS
             || walk.summaries.is_none()
             || self.coarse.is_none()
+            || self.cells.len() < FINE_DISK_CELLS
         {
-            return;
+            return None;
         }
-        // Everyone found so far is of the fine rings (the walk is about to leave them).
-        let (seen, generation) = (&scratch.seen, scratch.generation);
-        self.reaching_from_afar(
-            &mut scratch.covers,
-            walk.origin,
-            target,
-            |entry| seen[entry as usize] == generation,
-            &mut scratch.afar,
+        // The rings the walk would explore: it stops after the first whose bound passes
+        // every radius (nobody beyond can take anything), else goes on beyond the fine rings
+        // for those whose radius reaches the tour.
+        let mut last_ring = FINE_RINGS;
+        for k in 0..FINE_RINGS {
+            if walk.disk_bound(k, scratch) > self.max_radius_km {
+                last_ring = k;
+                break;
+            }
+        }
+        let beyond = last_ring == FINE_RINGS;
+        let cover = self.cover_of(&mut scratch.covers, walk.origin);
+        let centre_km = cover.centre?.distance_km(target);
+        let mut reports = std::mem::take(&mut scratch.covers.reports);
+        reports.clear();
+        let mut counted = OutcomeCounts::default();
+        // The nearest to the tour are among the nearest to the centre: once `MAX_REPORTED`
+        // are measured, nobody farther from the centre than the farthest of them plus the
+        // tour's own distance from it can be nearer the tour.
+        let mut farthest_listed = f64::NEG_INFINITY;
+        // (Taken out while hours are looked up in the scratch; put back below.)
+        let pool = std::mem::take(&mut scratch.covers.near);
+        for n in &pool[cover.near.0 as usize..cover.near.1 as usize] {
+            if u32::from(n.ring) > last_ring {
+                continue;
+            }
+            let measured = reports.len() < MAX_REPORTED
+                || n.centre_km - centre_km - SLACK_KM <= farthest_listed;
+            let (distance, within) = if measured {
+                let d = n.point.distance_km(target);
+                (d, d <= n.radius_km)
+            } else {
+                (f64::NAN, n.reaches(target, centre_km))
+            };
+            if !within && u32::from(n.ring) == FINE_RINGS {
+                continue; // beyond the fine rings, only those within radius are candidates
+            }
+            let fits = self.hours_for(q, n.hours, scratch).2;
+            let reason = booked_out_reason(n.available, within, fits);
+            if measured {
+                if reports.len() < MAX_REPORTED {
+                    farthest_listed = farthest_listed.max(distance);
+                }
+                reports.push(Seen {
+                    distance_km: distance,
+                    entry: n.entry,
+                    verdict: Verdict::Rejected(reason),
+                });
+            } else {
+                counted[rejected_slot(reason)] += 1;
+            }
+        }
+        scratch.covers.near = pool;
+        if beyond {
+            // Those not kept near are beyond `near_km` of the centre: they must be farther
+            // than everyone listed.
+            let listed_all = reports.len() >= MAX_REPORTED || cover.near_km == f64::INFINITY;
+            if !listed_all || farthest_listed >= cover.near_km - centre_km - SLACK_KM {
+                scratch.covers.reports = reports;
+                return None;
+            }
+            scratch.afar.clear();
+            self.reaching_from_far(&scratch.covers, &cover, target, &mut scratch.afar);
+            self.add_counted_from_afar(q, &mut counted, scratch);
+        }
+        let decision = Decision::from_search(
+            policy,
+            Vec::new(),
+            &mut reports,
+            counted,
+            last_ring.min(FINE_RINGS - 1) + 1,
+            |entry| self.entries[entry as usize].realtor.id,
         );
-        scratch
-            .listed
-            .start(scratch.reports.iter().map(|r| r.distance_km));
-        walk.listing = true;
+        scratch.covers.reports = reports;
+        Some(decision)
     }
 
     /// Adds those counted from the origin's cover (and not recorded one by one after all) to
     /// `counted`, each for the reason their area's would give.
-    pub(super) fn add_counted_from_afar(
+    fn add_counted_from_afar(
         &self,
         q: &Query<'_>,
         counted: &mut OutcomeCounts,
@@ -142,37 +272,18 @@ impl RealtorIndex {
         }
     }
 
-    /// The realtors outside the fine rings of `origin` (at the index's resolution) whose
-    /// radius reaches `target` (a point of `origin`), by hours and availability, into `out`.
-    /// `fine_ring_realtors(entry)` tells the realtors of those rings apart; it is asked only
-    /// when the cover of `origin` is built (whose fine rings never change while the index's
-    /// cells do not).
-    pub(super) fn reaching_from_afar(
+    /// Adds the realtors of `cover` beyond its near ones whose radius reaches `target` (a
+    /// point of its origin cell) to `out`, by hours and availability.
+    fn reaching_from_far(
         &self,
-        covers: &mut Covers,
-        origin: CellIndex,
+        covers: &Covers,
+        cover: &Cover,
         target: &GeoPoint,
-        fine_ring_realtors: impl Fn(u32) -> bool,
         out: &mut Vec<Group>,
     ) {
-        out.clear();
-        if covers.version != self.cells_version
-            || covers.edges.len() > EDGES_KEPT_PER_REALTOR * self.entries.len().max(256)
-        {
-            covers.by_origin.clear();
-            covers.surely.clear();
-            covers.edges.clear();
-            covers.version = self.cells_version;
+        for g in &covers.surely[cover.surely.0 as usize..cover.surely.1 as usize] {
+            add(out, g.hours, g.available, g.count);
         }
-        let cover = match covers.by_origin.get(&origin) {
-            Some(c) => *c,
-            None => {
-                let c = self.build_cover(covers, origin, fine_ring_realtors);
-                covers.by_origin.insert(origin, c);
-                c
-            }
-        };
-        out.extend_from_slice(&covers.surely[cover.surely.0 as usize..cover.surely.1 as usize]);
         for e in &covers.edges[cover.edge.0 as usize..cover.edge.1 as usize] {
             // The same test as for a realtor read one by one.
             if e.point.distance_km(target) <= e.radius_km {
@@ -181,27 +292,60 @@ impl RealtorIndex {
         }
     }
 
-    /// Sorts the realtors (but those of the fine rings) for `origin`: every point of
-    /// `origin` lies within `circum` of its centre, so a realtor `d` from the centre surely
-    /// reaches all of it when `d + circum` is within their radius, and surely none of it when
-    /// `d - circum` is beyond.
-    fn build_cover(
-        &self,
-        covers: &mut Covers,
-        origin: CellIndex,
-        fine_ring_realtors: impl Fn(u32) -> bool,
-    ) -> Cover {
-        // Room for the haversine's rounding, far above it.
-        const SLACK_KM: f64 = 1e-6;
+    /// The cover of `origin`, built on first use (all are dropped when the index's cells
+    /// changed, or when they grew past their bound).
+    fn cover_of(&self, covers: &mut Covers, origin: CellIndex) -> Cover {
+        let kept = self.entries.len().max(256);
+        if covers.version != self.cells_version
+            || covers.edges.len() > EDGES_KEPT_PER_REALTOR * kept
+            || covers.near.len() > NEAR_KEPT_PER_REALTOR * kept
+        {
+            covers.by_origin.clear();
+            covers.near.clear();
+            covers.surely.clear();
+            covers.edges.clear();
+            covers.version = self.cells_version;
+        }
+        if let Some(c) = covers.by_origin.get(&origin) {
+            return *c;
+        }
+        let c = self.build_cover(covers, origin);
+        covers.by_origin.insert(origin, c);
+        c
+    }
+
+    /// Sorts the realtors for `origin`. Every point of `origin` lies within `circum` of its
+    /// centre, so a realtor `d` from the centre surely reaches all of it when `d + circum` is
+    /// within their radius, and surely none of it when `d - circum` is beyond. Kept near:
+    /// everyone of the fine rings, and those beyond who may reach the cell up to where a
+    /// tour anywhere in it surely has `MAX_REPORTED` candidates nearer (everyone, if it
+    /// never does); past that, counted or kept as edges.
+    fn build_cover(&self, covers: &mut Covers, origin: CellIndex) -> Cover {
+        let centre = cell_centre(origin);
+        let near_from = covers.near.len();
+        let mut fine_entries = FxHashSet::default();
+        let mut ring = Vec::new();
+        for k in 0..FINE_RINGS {
+            ring_into(origin, k, &mut ring);
+            for cell in &ring {
+                for s in self.cells.get(cell).into_iter().flatten() {
+                    fine_entries.insert(s.entry);
+                    if let Some(centre) = &centre {
+                        covers.near.push(near(s, centre, k));
+                    }
+                }
+            }
+        }
         let (surely_from, edge_from) = (covers.surely.len(), covers.edges.len());
-        let mut surely = Vec::new();
         let edge = |s: &Slot| EdgeRealtor {
             point: s.point,
             radius_km: s.radius_km,
             hours: s.hours,
             available: s.available,
         };
-        match (cell_centre(origin), &self.coarse) {
+        // (Nobody may be listed from a cover that keeps nobody beyond the fine rings.)
+        let mut near_km = f64::NEG_INFINITY;
+        match (centre, &self.coarse) {
             (Some(centre), Some((_, coarse))) => {
                 let circum = origin
                     .boundary()
@@ -216,29 +360,54 @@ impl RealtorIndex {
                     let nearest = cc.centre.distance_km(&centre) - cc.reach_km - circum - SLACK_KM;
                     let from = cc.radii.partition_point(|&r| r < nearest);
                     for s in &cc.slots[from..] {
-                        if fine_ring_realtors(s.entry) {
-                            continue;
-                        }
-                        let d = s.point.distance_km(&centre);
-                        if d + circum + SLACK_KM <= s.radius_km {
-                            add(&mut surely, s.hours, s.available, 1);
-                        } else if d - circum - SLACK_KM <= s.radius_km {
-                            covers.edges.push(edge(s));
+                        if !fine_entries.contains(&s.entry)
+                            && s.point.distance_km(&centre) - circum - SLACK_KM <= s.radius_km
+                        {
+                            covers.near.push(near(s, &centre, FINE_RINGS));
                         }
                     }
                 }
+                let mut all = covers.near.split_off(near_from);
+                all.sort_unstable_by(|a, b| a.centre_km.total_cmp(&b.centre_km));
+                // Where `MAX_REPORTED` surely are candidates for a tour anywhere in the cell
+                // (of the fine rings, or reaching all of it), measured from the centre.
+                let sure = all
+                    .iter()
+                    .filter(|n| {
+                        u32::from(n.ring) < FINE_RINGS
+                            || n.centre_km + circum + SLACK_KM <= n.radius_km
+                    })
+                    .nth(MAX_REPORTED - 1);
+                near_km = sure.map_or(f64::INFINITY, |n| {
+                    n.centre_km + 2.0 * circum + 2.0 * SLACK_KM
+                });
+                let mut surely = Vec::new();
+                for n in all {
+                    if u32::from(n.ring) < FINE_RINGS || n.centre_km <= near_km {
+                        covers.near.push(n);
+                    } else if n.centre_km + circum + SLACK_KM <= n.radius_km {
+                        add(&mut surely, n.hours, n.available, 1);
+                    } else {
+                        covers.edges.push(EdgeRealtor {
+                            point: n.point,
+                            radius_km: n.radius_km,
+                            hours: n.hours,
+                            available: n.available,
+                        });
+                    }
+                }
+                covers.surely.extend_from_slice(&surely);
             }
             // (Never for a valid cell of an index with coarse cells, which is when searches
             // ask.) Everyone is tested one by one: slower, as exact.
             _ => {
                 for slots in self.cells.values() {
-                    for s in slots.iter().filter(|s| !fine_ring_realtors(s.entry)) {
+                    for s in slots.iter().filter(|s| !fine_entries.contains(&s.entry)) {
                         covers.edges.push(edge(s));
                     }
                 }
             }
         }
-        covers.surely.extend_from_slice(&surely);
         let range = |from: usize, to: usize| {
             (
                 u32::try_from(from).unwrap_or(u32::MAX),
@@ -246,8 +415,24 @@ impl RealtorIndex {
             )
         };
         Cover {
+            centre,
+            near: range(near_from, covers.near.len()),
+            near_km,
             surely: range(surely_from, covers.surely.len()),
             edge: range(edge_from, covers.edges.len()),
         }
+    }
+}
+
+/// The near record of slot `s` in fine ring `ring` (`FINE_RINGS` beyond them).
+fn near(s: &Slot, centre: &GeoPoint, ring: u32) -> NearRealtor {
+    NearRealtor {
+        point: s.point,
+        radius_km: s.radius_km,
+        centre_km: s.point.distance_km(centre),
+        entry: s.entry,
+        hours: s.hours,
+        available: s.available,
+        ring: u8::try_from(ring).unwrap_or(u8::MAX),
     }
 }

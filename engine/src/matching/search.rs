@@ -27,9 +27,10 @@
 //! they come by the thousand, are only counted ([`super::settle`]). Once a few candidates
 //! were rejected one by one (or the fine rings are walked), the whole index's summary is
 //! asked too: where nobody anywhere has a long enough stretch (a slot the whole city is
-//! booked in), the rest are rejected the same way, without reading their calendars, and
-//! those beyond the fine rings are counted from the searcher's cover of the origin cell
-//! ([`super::cover`]): the walk goes on only while someone could still be listed.
+//! booked in), every candidate's reason follows from who they are and where the tour is, and
+//! the decision is read from the searcher's cover of the origin cell ([`super::cover`])
+//! instead of walking on (or, where a cover cannot say, the rest are rejected the same way
+//! as the walk finds them, without reading their calendars).
 //!
 //! The ring walk itself is in [`super::walk`]; what a search keeps between searches, in
 //! [`super::scratch`].
@@ -175,6 +176,13 @@ impl RealtorIndex {
                 if screened == SCREENS_BEFORE_INDEX_SUMMARY
                     && !self.index_may_fit_once(&walk, scratch)
                 {
+                    if nearest_feasible.is_none() {
+                        if let Some(d) =
+                            self.decide_booked_out(policy, &q, &mut walk, &target, scratch)
+                        {
+                            return d;
+                        }
+                    }
                     // Whoever waits is rejected now, in any order (nobody will be feasible),
                     // and whoever is found later on arrival.
                     nobody_anywhere = true;
@@ -231,14 +239,11 @@ impl RealtorIndex {
                 && nearest_feasible.is_none()
                 && !self.index_may_fit_once(&walk, scratch)
             {
+                if let Some(d) = self.decide_booked_out(policy, &q, &mut walk, &target, scratch) {
+                    return d;
+                }
                 nobody_anywhere = true;
                 self.reject_waiting(&q, scratch);
-            }
-            if nobody_anywhere && !walk.listing {
-                self.count_from_afar(&mut walk, &target, scratch);
-            }
-            if walk.listing && bound > scratch.listed.cut_km() {
-                break; // nobody unexplored could be listed
             }
         }
         // Realtors found beyond what decided the search were never in contention: leave them
@@ -254,8 +259,7 @@ impl RealtorIndex {
                 });
             }
         }
-        let mut counted = self.settle_bulk(&q, &target, walk.summaries.as_ref(), decisive, scratch);
-        self.add_counted_from_afar(&q, &mut counted, scratch);
+        let counted = self.settle_bulk(&q, &target, walk.summaries.as_ref(), decisive, scratch);
         Decision::from_search(
             policy,
             feasible,

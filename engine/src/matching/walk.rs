@@ -10,8 +10,6 @@ use h3o::{CellIndex, Resolution};
 
 use crate::feasibility::RejectReason;
 use crate::geo::{ring_bound_km, GeoPoint, Location};
-use crate::matching::coarse::cos_of_km;
-use crate::matching::cover::take_one;
 use crate::matching::free_time::travel_level;
 use crate::matching::index::{CoarseCell, Reach, RealtorIndex, Slot};
 use crate::matching::scratch::{
@@ -52,11 +50,26 @@ pub(super) struct Walk {
     pub(super) exhausted: bool,
     /// What areas are ruled out for by their free-time summaries, when they may be.
     pub(super) summaries: Option<AreaQuery>,
-    /// Set once nobody anywhere can take the tour and those beyond the fine rings are counted
-    /// from the origin's cover ([`super::cover`]): the walk goes on in the coarse rings only
-    /// to find whoever is within radius and near enough to be listed (`scratch.listed`'s
-    /// cut); the others are counted there.
-    pub(super) listing: bool,
+}
+
+impl Walk {
+    /// What exploring rings `0..=k` around the walk's origin (at its resolution) proves:
+    /// nobody outside them is nearer the first listing than this. The disk's own bound,
+    /// measured ([`crate::disk`]), or the one that holds anywhere; never less than `floor`.
+    pub(super) fn disk_bound(&mut self, k: u32, scratch: &mut SearchScratch) -> f64 {
+        let centre_km = match self.centre_km {
+            Some(km) => km,
+            None => {
+                let km = scratch.centre_km(self.origin, &self.first.point());
+                self.centre_km = Some(km);
+                km
+            }
+        };
+        let measured = scratch.escape_km(self.origin, k) - centre_km;
+        self.floor
+            .max(ring_bound_km(self.resolution, k))
+            .max(measured)
+    }
 }
 
 /// The tour as a free-time summary sees it.
@@ -175,7 +188,6 @@ impl RealtorIndex {
             bound: 0.0,
             exhausted: false,
             summaries: None,
-            listing: false,
         }
     }
 
@@ -264,19 +276,7 @@ impl RealtorIndex {
         walk.bound = if scan {
             f64::INFINITY
         } else {
-            // The disk's own bound, measured ([`crate::disk`]), or the one that holds anywhere.
-            let centre_km = match walk.centre_km {
-                Some(km) => km,
-                None => {
-                    let km = scratch.centre_km(walk.origin, &walk.first.point());
-                    walk.centre_km = Some(km);
-                    km
-                }
-            };
-            let measured = scratch.escape_km(walk.origin, k) - centre_km;
-            walk.floor
-                .max(ring_bound_km(walk.resolution, k))
-                .max(measured)
+            walk.disk_bound(k, scratch)
         };
         Some(walk.bound)
     }
@@ -354,16 +354,9 @@ impl RealtorIndex {
         }
         let centre_km = cc.centre.distance_km(target);
         let nearest = centre_km - cc.reach_km - 1e-6;
-        if walk.listing && nearest > scratch.listed.cut_km() {
-            return; // nobody here could be listed; the cover counts them
-        }
         let from = cc.radii.partition_point(|&r| r < nearest);
         if from == cc.slots.len() {
             return; // nobody here reaches the tour
-        }
-        if walk.listing {
-            visit_coarse_for_listing(cc, from, (target, walk.first_unit), scratch);
-            return;
         }
         let area = match walk.summaries {
             Some(area) if !self.area_may_fit_once(walk, (cell, cc), scratch) => area,
@@ -465,39 +458,6 @@ impl RealtorIndex {
             first,
             last: scratch.bulk.len(),
         });
-    }
-}
-
-/// A coarse cell of a walk that only lists (see [`Walk::listing`]): whoever of
-/// `cc.slots[from..]` (those before cannot reach the tour) is within radius and near enough
-/// to be listed, not seen yet, is found. A dot product decides for most that they are beyond
-/// the listing's cut, with room for its rounding, without reading their slots.
-fn visit_coarse_for_listing(
-    cc: &CoarseCell,
-    from: usize,
-    (target, t): (&GeoPoint, [f64; 3]),
-    scratch: &mut SearchScratch,
-) {
-    let mut cut = (f64::NAN, -2.0); // (km, the cosine of its angle), when last asked
-    for i in from..cc.slots.len() {
-        let km = scratch.listed.cut_km();
-        if km != cut.0 {
-            cut = (km, cos_of_km(km));
-        }
-        let r = &cc.reach[i];
-        let cos = r.unit[0] * t[0] + r.unit[1] * t[1] + r.unit[2] * t[2];
-        if cos < cut.1 - 1e-12 || scratch.seen[cc.entries[i] as usize] == scratch.generation {
-            continue;
-        }
-        let s = &cc.slots[i];
-        let distance = s.point.distance_km(target);
-        if distance <= s.radius_km && distance <= km {
-            // Recorded one by one, so taken from the cover's count (which included them).
-            scratch.seen[s.entry as usize] = scratch.generation;
-            scratch.listed.push(distance);
-            scratch.found.push(Found::new(distance, s, true));
-            take_one(&mut scratch.afar, s.hours, s.available);
-        }
     }
 }
 

@@ -182,6 +182,16 @@ pub fn synchronized_world(seed: u64, realtors: usize) -> World {
 /// [`synchronized_world`] with homes spread `spread` degrees around the centre: wide enough,
 /// the coarse rings rule out far cells before they run out of cells.
 pub fn synchronized_world_spread(seed: u64, realtors: usize, spread: f64) -> World {
+    synchronized_world_radii(seed, realtors, spread, (3.0, 30.0))
+}
+
+/// [`synchronized_world_spread`] with service radii drawn from `radii` (km).
+pub fn synchronized_world_radii(
+    seed: u64,
+    realtors: usize,
+    spread: f64,
+    radii: (f64, f64),
+) -> World {
     let mut rng = Rng(seed | 1);
     let (lat, lng, base) = (
         38.72,
@@ -196,7 +206,7 @@ pub fn synchronized_world_spread(seed: u64, realtors: usize, spread: f64) -> Wor
     for _ in 0..realtors {
         let id = RealtorId::new_random();
         let home = near(&mut rng, lat, lng, spread);
-        let radius = rng.range(3.0, 30.0);
+        let radius = rng.range(radii.0, radii.1);
         let realtor = Realtor::new(
             id,
             home,
