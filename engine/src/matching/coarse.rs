@@ -185,6 +185,19 @@ impl Reach {
             available: true,
         }
     }
+
+    /// Whether the radius reaches the point `t` on the unit sphere: when the angle to it is at
+    /// most the radius's. The cosines decide, unless they are too close to call, where
+    /// `haversine_within` (the test of a realtor read one by one) does.
+    #[inline]
+    pub(super) fn reaches(&self, t: [f64; 3], haversine_within: impl FnOnce() -> bool) -> bool {
+        let cos = self.unit[0] * t[0] + self.unit[1] * t[1] + self.unit[2] * t[2];
+        if (cos - self.cos_radius).abs() < 1e-12 {
+            haversine_within()
+        } else {
+            cos >= self.cos_radius
+        }
+    }
 }
 
 /// The cosine of the angle a great-circle distance of `km` spans: what a dot product of two

@@ -27,7 +27,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use crate::disk::ESCAPE_MARGIN_KM;
 use crate::feasibility::RejectReason;
 use crate::geo::{ring_into, GeoPoint, Location};
-use crate::matching::coarse::cell_centre;
+use crate::matching::coarse::{cell_centre, Reach};
 use crate::matching::explain::{
     rejected_slot, Decision, OutcomeCounts, Seen, Verdict, MAX_REPORTED,
 };
@@ -66,10 +66,23 @@ fn add(groups: &mut Vec<Group>, hours: u32, available: bool, n: usize) {
 /// A realtor whose radius's edge may cross an origin cell.
 #[derive(Debug, Clone, Copy)]
 struct EdgeRealtor {
+    reach: Reach,
     point: GeoPoint,
     radius_km: f64,
     hours: u32,
-    available: bool,
+}
+
+impl EdgeRealtor {
+    fn new(point: GeoPoint, radius_km: f64, hours: u32, available: bool) -> Self {
+        let mut reach = Reach::new(&point, radius_km);
+        reach.available = available;
+        Self {
+            reach,
+            point,
+            radius_km,
+            hours,
+        }
+    }
 }
 
 /// A realtor near an origin cell: of its fine rings, or beyond them but near enough that a
@@ -197,6 +210,9 @@ impl RealtorIndex {
         // are measured, nobody farther from the centre than the farthest of them plus the
         // tour's own distance from it can be nearer the tour.
         let mut farthest_listed = f64::NEG_INFINITY;
+        // Whether the last working hours looked up fit the window (most realtors of a city
+        // share a few sets of hours).
+        let mut hours: Option<(u32, bool)> = None;
         // (Taken out while hours are looked up in the scratch; put back below.)
         let pool = std::mem::take(&mut scratch.covers.near);
         for n in &pool[cover.near.0 as usize..cover.near.1 as usize] {
@@ -214,17 +230,32 @@ impl RealtorIndex {
             if !within && u32::from(n.ring) == FINE_RINGS {
                 continue; // beyond the fine rings, only those within radius are candidates
             }
-            let fits = self.hours_for(q, n.hours, scratch).2;
+            let fits = match hours {
+                Some((id, fits)) if id == n.hours => fits,
+                _ => {
+                    let fits = self.hours_for(q, n.hours, scratch).2;
+                    hours = Some((n.hours, fits));
+                    fits
+                }
+            };
             let reason = booked_out_reason(n.available, within, fits);
             if measured {
                 if reports.len() < MAX_REPORTED {
                     farthest_listed = farthest_listed.max(distance);
                 }
-                reports.push(Seen {
+                // Kept nearest first as they come (nearly in order already: each is off its
+                // distance from the centre by at most the tour's), so that the explanation
+                // finds them sorted.
+                let seen = Seen {
                     distance_km: distance,
                     entry: n.entry,
                     verdict: Verdict::Rejected(reason),
-                });
+                };
+                let mut at = reports.len();
+                while at > 0 && reports[at - 1].distance_km > distance {
+                    at -= 1;
+                }
+                reports.insert(at, seen);
             } else {
                 counted[rejected_slot(reason)] += 1;
             }
@@ -284,10 +315,12 @@ impl RealtorIndex {
         for g in &covers.surely[cover.surely.0 as usize..cover.surely.1 as usize] {
             add(out, g.hours, g.available, g.count);
         }
+        let t = target.unit();
         for e in &covers.edges[cover.edge.0 as usize..cover.edge.1 as usize] {
-            // The same test as for a realtor read one by one.
-            if e.point.distance_km(target) <= e.radius_km {
-                add(out, e.hours, e.available, 1);
+            if e.reach
+                .reaches(t, || e.point.distance_km(target) <= e.radius_km)
+            {
+                add(out, e.hours, e.reach.available, 1);
             }
         }
     }
@@ -337,12 +370,7 @@ impl RealtorIndex {
             }
         }
         let (surely_from, edge_from) = (covers.surely.len(), covers.edges.len());
-        let edge = |s: &Slot| EdgeRealtor {
-            point: s.point,
-            radius_km: s.radius_km,
-            hours: s.hours,
-            available: s.available,
-        };
+        let edge = |s: &Slot| EdgeRealtor::new(s.point, s.radius_km, s.hours, s.available);
         // (Nobody may be listed from a cover that keeps nobody beyond the fine rings.)
         let mut near_km = f64::NEG_INFINITY;
         match (centre, &self.coarse) {
@@ -388,12 +416,12 @@ impl RealtorIndex {
                     } else if n.centre_km + circum + SLACK_KM <= n.radius_km {
                         add(&mut surely, n.hours, n.available, 1);
                     } else {
-                        covers.edges.push(EdgeRealtor {
-                            point: n.point,
-                            radius_km: n.radius_km,
-                            hours: n.hours,
-                            available: n.available,
-                        });
+                        covers.edges.push(EdgeRealtor::new(
+                            n.point,
+                            n.radius_km,
+                            n.hours,
+                            n.available,
+                        ));
                     }
                 }
                 covers.surely.extend_from_slice(&surely);

@@ -123,6 +123,10 @@ fn outcome_slot(outcome: Outcome, rejected: Option<RejectReason>) -> usize {
     }
 }
 
+fn nearer_or_as_near(a: &Seen, b: &Seen) -> bool {
+    a.distance_km <= b.distance_km
+}
+
 /// Sorts `seen` nearest first, exact ties by realtor id: by the distances' bits alone (never
 /// negative, so ordered as `total_cmp` orders them; one integer key, cheaper to sort by than a
 /// comparison that may look ids up), then each run of equal distances (rare) by id.
@@ -295,7 +299,18 @@ impl Decision {
             Verdict::NotEvaluated => (Outcome::NotEvaluated, None),
         };
         let mut counts = counted;
-        if seen.len() > MAX_REPORTED {
+        if seen.len() > MAX_REPORTED && choice.is_none() && seen.is_sorted_by(nearer_or_as_near) {
+            // Recorded nearest first (a decision read from a cover): the first MAX_REPORTED
+            // but for ties at the cut, which go by id.
+            let cut = seen[MAX_REPORTED - 1].distance_km;
+            let below = seen.partition_point(|s| s.distance_km < cut);
+            let upto = seen.partition_point(|s| s.distance_km <= cut);
+            sort_nearest_first(&mut seen[below..upto], &id); // one distance: by id
+            for s in seen.drain(MAX_REPORTED..) {
+                let (o, reason) = outcome(&s);
+                counts[outcome_slot(o, reason)] += 1;
+            }
+        } else if seen.len() > MAX_REPORTED {
             // The listed are the first MAX_REPORTED by (distance, id): everyone nearer than the
             // MAX_REPORTED-th distance, then those at exactly that distance by id. Finding
             // that distance among plain floats (as bits: never negative, so ordered as
@@ -425,6 +440,36 @@ mod tests {
             }
             let compact = Decision::from_search(&Nearest, vec![win], &mut seen, [0; 9], 2, id);
             let full = Decision::decide(&Nearest, vec![win], reports, 2);
+            assert_eq!(compact, full, "{n}");
+        }
+    }
+
+    /// Records that come nearest first (as a decision read from a cover gives them) are
+    /// listed and counted as any others: ties at the cut by id, whatever their order.
+    #[test]
+    fn records_nearest_first_explain_as_full_reports_do() {
+        let id = |e: u32| RealtorId(Uuid::from_u128(u128::from(e.wrapping_mul(2_654_435_761))));
+        let reasons = [RejectReason::Overlap, RejectReason::Unavailable];
+        for n in [5usize, 100, 101, 180, 400] {
+            let mut seen: Vec<Seen> = (0..n as u32)
+                .map(|e| Seen {
+                    distance_km: f64::from(e % 17) * 0.25,
+                    entry: e,
+                    verdict: Verdict::Rejected(reasons[e as usize % 2]),
+                })
+                .collect();
+            seen.sort_by(|a, b| a.distance_km.total_cmp(&b.distance_km));
+            let reports = seen
+                .iter()
+                .map(|s| match s.verdict {
+                    Verdict::Rejected(r) => {
+                        CandidateReport::rejected(id(s.entry), s.distance_km, r)
+                    }
+                    _ => unreachable!(),
+                })
+                .collect();
+            let compact = Decision::from_search(&Nearest, vec![], &mut seen, [0; 9], 2, id);
+            let full = Decision::decide(&Nearest, vec![], reports, 2);
             assert_eq!(compact, full, "{n}");
         }
     }

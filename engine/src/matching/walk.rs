@@ -98,19 +98,11 @@ impl AreaQuery {
         slot: impl Fn() -> &'a Slot,
         surely_within: bool,
     ) -> Option<RejectReason> {
-        // Within radius when the angle to the tour is at most the radius's: the cosines
-        // decide, unless they are too close to call, where the haversine distance does (as
-        // for everyone a search reads one by one).
-        let within = surely_within || {
-            let t = self.first_unit;
-            let cos = r.unit[0] * t[0] + r.unit[1] * t[1] + r.unit[2] * t[2];
-            if (cos - r.cos_radius).abs() < 1e-12 {
+        let within = surely_within
+            || r.reaches(self.first_unit, || {
                 let s = slot();
                 s.point.distance_km(&self.first) <= s.radius_km
-            } else {
-                cos >= r.cos_radius
-            }
-        };
+            });
         within.then_some(if r.available {
             RejectReason::Overlap
         } else {
