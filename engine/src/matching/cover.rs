@@ -382,6 +382,8 @@ impl RealtorIndex {
                     .map(|v| centre.distance_km(&v.point()))
                     .fold(0.0, f64::max)
                     + ESCAPE_MARGIN_KM;
+                // Those beyond the fine rings whose radius may reach the cell.
+                let mut beyond = Vec::new();
                 for cc in coarse.values() {
                     // Nobody here whose radius is below this reaches any point of `origin`
                     // (the cell sorts them first).
@@ -391,29 +393,31 @@ impl RealtorIndex {
                         if !fine_entries.contains(&s.entry)
                             && s.point.distance_km(&centre) - circum - SLACK_KM <= s.radius_km
                         {
-                            covers.near.push(near(s, &centre, FINE_RINGS));
+                            beyond.push(near(s, &centre, FINE_RINGS));
                         }
                     }
                 }
-                let mut all = covers.near.split_off(near_from);
-                all.sort_unstable_by(|a, b| a.centre_km.total_cmp(&b.centre_km));
+                let surely_reaches =
+                    |n: &NearRealtor| n.centre_km + circum + SLACK_KM <= n.radius_km;
                 // Where `MAX_REPORTED` surely are candidates for a tour anywhere in the cell
                 // (of the fine rings, or reaching all of it), measured from the centre.
-                let sure = all
+                let mut sure: Vec<f64> = covers.near[near_from..]
                     .iter()
-                    .filter(|n| {
-                        u32::from(n.ring) < FINE_RINGS
-                            || n.centre_km + circum + SLACK_KM <= n.radius_km
-                    })
-                    .nth(MAX_REPORTED - 1);
-                near_km = sure.map_or(f64::INFINITY, |n| {
-                    n.centre_km + 2.0 * circum + 2.0 * SLACK_KM
-                });
+                    .chain(beyond.iter().filter(|n| surely_reaches(n)))
+                    .map(|n| n.centre_km)
+                    .collect();
+                near_km = if sure.len() < MAX_REPORTED {
+                    f64::INFINITY
+                } else {
+                    let (_, &mut km, _) =
+                        sure.select_nth_unstable_by(MAX_REPORTED - 1, f64::total_cmp);
+                    km + 2.0 * circum + 2.0 * SLACK_KM
+                };
                 let mut surely = Vec::new();
-                for n in all {
-                    if u32::from(n.ring) < FINE_RINGS || n.centre_km <= near_km {
+                for n in beyond {
+                    if n.centre_km <= near_km {
                         covers.near.push(n);
-                    } else if n.centre_km + circum + SLACK_KM <= n.radius_km {
+                    } else if surely_reaches(&n) {
                         add(&mut surely, n.hours, n.available, 1);
                     } else {
                         covers.edges.push(EdgeRealtor::new(
@@ -424,6 +428,8 @@ impl RealtorIndex {
                         ));
                     }
                 }
+                covers.near[near_from..]
+                    .sort_unstable_by(|a, b| a.centre_km.total_cmp(&b.centre_km));
                 covers.surely.extend_from_slice(&surely);
             }
             // (Never for a valid cell of an index with coarse cells, which is when searches
