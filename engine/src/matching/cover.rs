@@ -42,10 +42,10 @@ const SLACK_KM: f64 = 1e-6;
 
 /// Realtors of one working-hours set and availability, counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Group {
-    pub(super) hours: u32,
-    pub(super) available: bool,
-    pub(super) count: usize,
+struct Group {
+    hours: u32,
+    available: bool,
+    count: usize,
 }
 
 /// Adds `n` to the group of `(hours, available)` (a few groups per city: a plain list).
@@ -149,8 +149,10 @@ pub(super) struct Covers {
     near: Vec<NearRealtor>,
     surely: Vec<Group>,
     edges: Vec<EdgeRealtor>,
-    /// The decision being read from a cover (kept for its buffer).
+    /// The decision being read from a cover, and those it counts beyond the near ones
+    /// (kept for their buffers).
     reports: Vec<Seen>,
+    groups: Vec<Group>,
 }
 
 /// Why a realtor, available or not, within radius of the tour or not, whose working hours
@@ -269,9 +271,15 @@ impl RealtorIndex {
                 scratch.covers.reports = reports;
                 return None;
             }
-            scratch.afar.clear();
-            self.reaching_from_far(&scratch.covers, &cover, target, &mut scratch.afar);
-            self.add_counted_from_afar(q, &mut counted, scratch);
+            let mut groups = std::mem::take(&mut scratch.covers.groups);
+            groups.clear();
+            self.reaching_from_far(&scratch.covers, &cover, target, &mut groups);
+            for g in &groups {
+                let reason =
+                    booked_out_reason(g.available, true, self.hours_for(q, g.hours, scratch).2);
+                counted[rejected_slot(reason)] += g.count;
+            }
+            scratch.covers.groups = groups;
         }
         let decision = Decision::from_search(
             policy,
@@ -283,24 +291,6 @@ impl RealtorIndex {
         );
         scratch.covers.reports = reports;
         Some(decision)
-    }
-
-    /// Adds those counted from the origin's cover (and not recorded one by one after all) to
-    /// `counted`, each for the reason their area's would give.
-    fn add_counted_from_afar(
-        &self,
-        q: &Query<'_>,
-        counted: &mut OutcomeCounts,
-        scratch: &mut SearchScratch,
-    ) {
-        for g in std::mem::take(&mut scratch.afar) {
-            let reason = if g.available {
-                self.area_reason(q, g.hours, scratch)
-            } else {
-                RejectReason::Unavailable
-            };
-            counted[rejected_slot(reason)] += g.count;
-        }
     }
 
     /// Adds the realtors of `cover` beyond its near ones whose radius reaches `target` (a

@@ -9,7 +9,7 @@ use rustc_hash::FxHashMap;
 
 use crate::feasibility::{RejectReason, Scratch};
 use crate::geo::{ring_into, GeoPoint, Location};
-use crate::matching::cover::{Covers, Group};
+use crate::matching::cover::Covers;
 use crate::matching::explain::{Seen, MAX_REPORTED};
 use crate::matching::index::Slot;
 use crate::time::{WorkingHours, ZoneMemo};
@@ -273,11 +273,8 @@ pub struct SearchScratch {
     pub(super) ready: Vec<Pending>,
     /// Realtors the last ring found.
     pub(super) found: Vec<Found>,
-    /// Who reaches the places searched from beyond their fine rings (see [`super::cover`]).
+    /// Who is near and who reaches the places searched from (see [`super::cover`]).
     pub(super) covers: Covers,
-    /// Of those, for this search (once it counts them that way), the ones not recorded one
-    /// by one: counted by hours and availability.
-    pub(super) afar: Vec<Group>,
     pub(super) feasibility: Scratch,
     /// `seen[entry] == generation` when the current search already found that realtor.
     pub(super) seen: Vec<u32>,
@@ -500,7 +497,6 @@ impl SearchScratch {
         self.bulk.clear();
         self.bulk_areas.clear();
         self.bulk_counts.clear();
-        self.afar.clear();
         self.fine_reach_km = 0.0;
         self.index_fits = None;
         if self.seen.len() < entries {
