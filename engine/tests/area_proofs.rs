@@ -435,6 +435,8 @@ fn booked_out_as_walked(mut world: worlds::World) -> (usize, usize, usize) {
     let ids: Vec<engine::RealtorId> = world.index.iter().map(|(r, _)| r.id).collect();
     let mut rng = Rng(99);
     let mut kept = SearchScratch::default();
+    // One that keeps no covers walks on, as a searcher does where its covers are full.
+    let mut walking = SearchScratch::without_covers();
     let base = world.base.timestamp();
     let places: Vec<engine::Location> = (0..8)
         .map(|i| {
@@ -454,6 +456,7 @@ fn booked_out_as_walked(mut world: worlds::World) -> (usize, usize, usize) {
             let from = base + 8 * 3600 + ((i + round) % 8) as i64 * 5400;
             let plan = one_stop(*at, from, from + 40 * 60);
             let fast = agree(&world.index, &plan, &mut kept);
+            agree(&world.index, &plan, &mut walking);
             let slow = world
                 .index
                 .search_with(&plan, &Nearest, &mut SearchScratch::exhaustive());

@@ -143,6 +143,8 @@ const FINE_DISK_CELLS: usize = 1 + 3 * (FINE_RINGS as usize) * (FINE_RINGS as us
 /// The covers a searcher keeps (see the module doc).
 #[derive(Debug, Default)]
 pub(super) struct Covers {
+    /// Whether none may be built (a searcher that keeps none walks every place).
+    pub(super) none: bool,
     /// The index cells' version the covers were built for.
     version: u64,
     by_origin: FxHashMap<CellIndex, Cover>,
@@ -153,6 +155,10 @@ pub(super) struct Covers {
     /// (kept for their buffers).
     reports: Vec<Seen>,
     groups: Vec<Group>,
+    /// A cover being built: who is beyond the fine rings, and where the sure candidates are
+    /// (kept for their buffers).
+    beyond: Vec<NearRealtor>,
+    sure: Vec<f64>,
 }
 
 /// Why a realtor, available or not, within radius of the tour or not, whose working hours
@@ -203,7 +209,7 @@ impl RealtorIndex {
             }
         }
         let beyond = last_ring == FINE_RINGS;
-        let cover = self.cover_of(&mut scratch.covers, walk.origin);
+        let cover = self.cover_of(&mut scratch.covers, walk.origin)?;
         let centre_km = cover.centre?.distance_km(target);
         let mut reports = std::mem::take(&mut scratch.covers.reports);
         reports.clear();
@@ -315,14 +321,13 @@ impl RealtorIndex {
         }
     }
 
-    /// The cover of `origin`, built on first use (all are dropped when the index's cells
-    /// changed, or when they grew past their bound).
-    fn cover_of(&self, covers: &mut Covers, origin: CellIndex) -> Cover {
-        let kept = self.entries.len().max(256);
-        if covers.version != self.cells_version
-            || covers.edges.len() > EDGES_KEPT_PER_REALTOR * kept
-            || covers.near.len() > NEAR_KEPT_PER_REALTOR * kept
-        {
+    /// The cover of `origin`, built on first use while there is room (all are dropped when
+    /// the index's cells change). Once the covers kept reach their bound, no more are built:
+    /// those kept stay, and other places are walked. (Dropping them all to build more would
+    /// rebuild one per search wherever more places are toured than fit, each costing
+    /// several walks; keeping them serves the places that fit at least.)
+    fn cover_of(&self, covers: &mut Covers, origin: CellIndex) -> Option<Cover> {
+        if covers.version != self.cells_version {
             covers.by_origin.clear();
             covers.near.clear();
             covers.surely.clear();
@@ -330,11 +335,18 @@ impl RealtorIndex {
             covers.version = self.cells_version;
         }
         if let Some(c) = covers.by_origin.get(&origin) {
-            return *c;
+            return Some(*c);
+        }
+        let kept = self.entries.len().max(256);
+        if covers.none
+            || covers.edges.len() > EDGES_KEPT_PER_REALTOR * kept
+            || covers.near.len() > NEAR_KEPT_PER_REALTOR * kept
+        {
+            return None;
         }
         let c = self.build_cover(covers, origin);
         covers.by_origin.insert(origin, c);
-        c
+        Some(c)
     }
 
     /// Sorts the realtors for `origin`. Every point of `origin` lies within `circum` of its
@@ -373,7 +385,8 @@ impl RealtorIndex {
                     .fold(0.0, f64::max)
                     + ESCAPE_MARGIN_KM;
                 // Those beyond the fine rings whose radius may reach the cell.
-                let mut beyond = Vec::new();
+                let mut beyond = std::mem::take(&mut covers.beyond);
+                beyond.clear();
                 for cc in coarse.values() {
                     // Nobody here whose radius is below this reaches any point of `origin`
                     // (the cell sorts them first).
@@ -391,11 +404,14 @@ impl RealtorIndex {
                     |n: &NearRealtor| n.centre_km + circum + SLACK_KM <= n.radius_km;
                 // Where `MAX_REPORTED` surely are candidates for a tour anywhere in the cell
                 // (of the fine rings, or reaching all of it), measured from the centre.
-                let mut sure: Vec<f64> = covers.near[near_from..]
-                    .iter()
-                    .chain(beyond.iter().filter(|n| surely_reaches(n)))
-                    .map(|n| n.centre_km)
-                    .collect();
+                let mut sure = std::mem::take(&mut covers.sure);
+                sure.clear();
+                sure.extend(
+                    covers.near[near_from..]
+                        .iter()
+                        .chain(beyond.iter().filter(|n| surely_reaches(n)))
+                        .map(|n| n.centre_km),
+                );
                 near_km = if sure.len() < MAX_REPORTED {
                     f64::INFINITY
                 } else {
@@ -403,8 +419,9 @@ impl RealtorIndex {
                         sure.select_nth_unstable_by(MAX_REPORTED - 1, f64::total_cmp);
                     km + 2.0 * circum + 2.0 * SLACK_KM
                 };
+                covers.sure = sure;
                 let mut surely = Vec::new();
-                for n in beyond {
+                for n in beyond.drain(..) {
                     if n.centre_km <= near_km {
                         covers.near.push(n);
                     } else if surely_reaches(&n) {
@@ -418,6 +435,7 @@ impl RealtorIndex {
                         ));
                     }
                 }
+                covers.beyond = beyond;
                 covers.near[near_from..]
                     .sort_unstable_by(|a, b| a.centre_km.total_cmp(&b.centre_km));
                 covers.surely.extend_from_slice(&surely);

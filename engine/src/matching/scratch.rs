@@ -488,6 +488,16 @@ impl SearchScratch {
         }
     }
 
+    /// A scratch that keeps no covers of the places it searches from ([`super::cover`]): a
+    /// tour nobody anywhere can take is walked, as any searcher walks the places it has no
+    /// room to keep covers for. Same decisions; less memory, slower on such tours.
+    #[must_use]
+    pub fn without_covers() -> Self {
+        let mut s = Self::default();
+        s.covers.none = true;
+        s
+    }
+
     pub(super) fn begin(&mut self, entries: usize, hours: usize, coarse_ids: u32) {
         self.pending.clear();
         self.pending_nearest = f64::INFINITY;
