@@ -50,9 +50,9 @@ use crate::tour::TourPlan;
 /// Candidates evaluated one by one before the whole index's free-time summary is asked
 /// whether anyone at all can take the tour: most assignable searches have found someone by
 /// then (three in four take the nearest realtor) and need not ask; one in a slot the whole
-/// city is booked in is then decided from the searcher's cover. (Measured on the benchmark city: asking after 1, 2, 3,
-/// 5 or 8 screens, 2 costs the mix of tours least; 8 spent ~5.5k more instructions on each
-/// booked-out tour than it spared the assignable ones.)
+/// city is booked in is then decided from the searcher's cover. (Measured on the benchmark
+/// city, asking after 1, 2, 3, 5 or 8 screens: 2 costs the mix of tours least; 8 spent ~5.5k
+/// more instructions on each booked-out tour than it spared the assignable ones.)
 const SCREENS_BEFORE_INDEX_SUMMARY: u32 = 2;
 
 /// What every evaluation of one search shares.

@@ -68,8 +68,8 @@ impl Settled {
 impl RealtorIndex {
     /// The realtors rejected with their areas, for a search decided at `decisive` km: left
     /// out beyond it; within it, counted, unless the explanation would list them (they are
-    /// among the [`super::explain::MAX_REPORTED`] nearest recorded), when they are recorded one by one like
-    /// everyone else. Nobody counted is then nearer than someone listed.
+    /// among the [`super::explain::MAX_REPORTED`] nearest recorded), when they are recorded
+    /// one by one like everyone else. Nobody counted is then nearer than someone listed.
     pub(super) fn settle_bulk(
         &self,
         q: &Query<'_>,

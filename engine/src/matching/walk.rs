@@ -3,8 +3,8 @@
 //!
 //! Rings at the index's resolution first (`FINE_RINGS` of them), then rings of coarse cells
 //! (two resolutions up), where only realtors whose radius reaches the tour are looked at (those
-//! whose radius surely cannot are passed over unread); when a ring would have more cells than the index has occupied ones, the rest is
-//! scanned instead.
+//! whose radius surely cannot are passed over unread); when a ring would have more cells than
+//! the index has occupied ones, the rest is scanned instead.
 
 use h3o::{CellIndex, Resolution};
 
