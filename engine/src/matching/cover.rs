@@ -1,4 +1,4 @@
-//! Who reaches a place, kept per origin cell.
+//! Who is near a place and who reaches it, kept per origin cell.
 //!
 //! A tour nobody anywhere can take (the whole index's free-time summary shows it) still needs
 //! its explanation: the nearest candidates listed, everyone else counted by reason. Every
@@ -7,19 +7,21 @@
 //! realtors of the origin cell's fine rings (as far as the walk would go) and, beyond them,
 //! exactly those whose radius reaches the tour (see [`super::walk`]). So a searcher keeps,
 //! per origin cell at the index's resolution:
-//! - the realtors of its fine rings, nearest the cell's centre first (`FineRealtor`): a tour
-//!   anywhere in the cell measures the nearest of them exactly, to list them, and counts the
-//!   rest, whose distance to it differs from their distance to the centre by at most the
+//! - the realtors of its fine rings and those beyond them up to where a hundred surely are
+//!   candidates for any tour in the cell, nearest the cell's centre first (`NearRealtor`): a
+//!   tour anywhere in the cell measures the nearest of them exactly, to list them, and counts
+//!   the rest, whose distance to it differs from their distance to the centre by at most the
 //!   tour's own;
-//! - those outside the fine rings whose radius surely reaches every point of the cell
-//!   (counted by hours and availability) and those whose radius's edge may cross it (kept,
-//!   and tested against each tour one by one).
+//! - farther out, those whose radius surely reaches every point of the cell (counted by hours
+//!   and availability) and those whose radius's edge may cross it (kept, and tested against
+//!   each tour by one dot product).
 //!
 //! A tour in a slot the whole city is booked in is then decided from the cover alone
 //! ([`RealtorIndex::decide_booked_out`]) as soon as the summary shows it, instead of walking
-//! on through the rings and the coarse cells in reach. The first such search from a cell
-//! pays about one walk to build it; the same places are toured again and again. Any change to
-//! the index's cells drops them all.
+//! on through the rings and the coarse cells in reach. Building a cover reads everyone who
+//! may reach the cell (several walks' worth); the same places are toured again and again. Any
+//! change to the index's cells drops them all; once they fill their bound, other places are
+//! walked.
 
 use h3o::CellIndex;
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -130,9 +132,9 @@ struct Cover {
     edge: (u32, u32),
 }
 
-/// Edge and near records (56 and 72 bytes) kept per realtor indexed, at most: past that,
-/// all are dropped and built again as searches need them. (The benchmark city keeps ~270
-/// edge records and a few hundred near ones per origin cell for its 10,000 realtors.)
+/// Edge and near records (96 and 72 bytes) kept per realtor indexed, at most: past that, no
+/// more covers are built. (The benchmark city keeps ~270 edge records and a few hundred near
+/// ones per origin cell for its 10,000 realtors: covers for some 300 places.)
 const EDGES_KEPT_PER_REALTOR: usize = 8;
 const NEAR_KEPT_PER_REALTOR: usize = 16;
 
