@@ -358,8 +358,25 @@ impl RealtorIndex {
     /// tour anywhere in it surely has `MAX_REPORTED` candidates nearer (everyone, if it
     /// never does); past that, counted or kept as edges.
     fn build_cover(&self, covers: &mut Covers, origin: CellIndex) -> Cover {
-        let centre = cell_centre(origin);
-        let near_from = covers.near.len();
+        let (near_from, surely_from, edge_from) =
+            (covers.near.len(), covers.surely.len(), covers.edges.len());
+        let range = |from: usize, to: usize| {
+            (
+                u32::try_from(from).unwrap_or(u32::MAX),
+                u32::try_from(to).unwrap_or(u32::MAX),
+            )
+        };
+        // (Never without a centre, or for an index without coarse cells, when searches never
+        // ask: an empty cover decides nothing.)
+        let (Some(centre), Some((_, coarse))) = (cell_centre(origin), &self.coarse) else {
+            return Cover {
+                centre: None,
+                near: range(near_from, near_from),
+                near_km: f64::NEG_INFINITY,
+                surely: range(surely_from, surely_from),
+                edge: range(edge_from, edge_from),
+            };
+        };
         let mut fine_entries = FxHashSet::default();
         let mut ring = Vec::new();
         for k in 0..FINE_RINGS {
@@ -367,99 +384,68 @@ impl RealtorIndex {
             for cell in &ring {
                 for s in self.cells.get(cell).into_iter().flatten() {
                     fine_entries.insert(s.entry);
-                    if let Some(centre) = &centre {
-                        covers.near.push(near(s, centre, k));
-                    }
+                    covers.near.push(near(s, &centre, k));
                 }
             }
         }
-        let (surely_from, edge_from) = (covers.surely.len(), covers.edges.len());
-        let edge = |s: &Slot| EdgeRealtor::new(s.point, s.radius_km, s.hours, s.available);
-        // (Nobody may be listed from a cover that keeps nobody beyond the fine rings.)
-        let mut near_km = f64::NEG_INFINITY;
-        match (centre, &self.coarse) {
-            (Some(centre), Some((_, coarse))) => {
-                let circum = origin
-                    .boundary()
-                    .iter()
-                    .filter_map(|v| Location::new(v.lat(), v.lng()).ok())
-                    .map(|v| centre.distance_km(&v.point()))
-                    .fold(0.0, f64::max)
-                    + ESCAPE_MARGIN_KM;
-                // Those beyond the fine rings whose radius may reach the cell.
-                let mut beyond = std::mem::take(&mut covers.beyond);
-                beyond.clear();
-                for cc in coarse.values() {
-                    // Nobody here whose radius is below this reaches any point of `origin`
-                    // (the cell sorts them first).
-                    let nearest = cc.centre.distance_km(&centre) - cc.reach_km - circum - SLACK_KM;
-                    let from = cc.radii.partition_point(|&r| r < nearest);
-                    for s in &cc.slots[from..] {
-                        if !fine_entries.contains(&s.entry)
-                            && s.point.distance_km(&centre) - circum - SLACK_KM <= s.radius_km
-                        {
-                            beyond.push(near(s, &centre, FINE_RINGS));
-                        }
-                    }
-                }
-                let surely_reaches =
-                    |n: &NearRealtor| n.centre_km + circum + SLACK_KM <= n.radius_km;
-                // Where `MAX_REPORTED` surely are candidates for a tour anywhere in the cell
-                // (of the fine rings, or reaching all of it), measured from the centre.
-                let mut sure = std::mem::take(&mut covers.sure);
-                sure.clear();
-                sure.extend(
-                    covers.near[near_from..]
-                        .iter()
-                        .chain(beyond.iter().filter(|n| surely_reaches(n)))
-                        .map(|n| n.centre_km),
-                );
-                near_km = if sure.len() < MAX_REPORTED {
-                    f64::INFINITY
-                } else {
-                    let (_, &mut km, _) =
-                        sure.select_nth_unstable_by(MAX_REPORTED - 1, f64::total_cmp);
-                    km + 2.0 * circum + 2.0 * SLACK_KM
-                };
-                covers.sure = sure;
-                let mut surely = Vec::new();
-                for n in beyond.drain(..) {
-                    if n.centre_km <= near_km {
-                        covers.near.push(n);
-                    } else if surely_reaches(&n) {
-                        add(&mut surely, n.hours, n.available, 1);
-                    } else {
-                        covers.edges.push(EdgeRealtor::new(
-                            n.point,
-                            n.radius_km,
-                            n.hours,
-                            n.available,
-                        ));
-                    }
-                }
-                covers.beyond = beyond;
-                covers.near[near_from..]
-                    .sort_unstable_by(|a, b| a.centre_km.total_cmp(&b.centre_km));
-                covers.surely.extend_from_slice(&surely);
-            }
-            // (Never for a valid cell of an index with coarse cells, which is when searches
-            // ask.) Everyone is tested one by one: slower, as exact.
-            _ => {
-                for slots in self.cells.values() {
-                    for s in slots.iter().filter(|s| !fine_entries.contains(&s.entry)) {
-                        covers.edges.push(edge(s));
-                    }
+        let circum = origin
+            .boundary()
+            .iter()
+            .filter_map(|v| Location::new(v.lat(), v.lng()).ok())
+            .map(|v| centre.distance_km(&v.point()))
+            .fold(0.0, f64::max)
+            + ESCAPE_MARGIN_KM;
+        // Those beyond the fine rings whose radius may reach the cell.
+        let mut beyond = std::mem::take(&mut covers.beyond);
+        beyond.clear();
+        for cc in coarse.values() {
+            // Nobody here whose radius is below this reaches any point of `origin` (the cell
+            // sorts them first).
+            let nearest = cc.centre.distance_km(&centre) - cc.reach_km - circum - SLACK_KM;
+            let from = cc.radii.partition_point(|&r| r < nearest);
+            for s in &cc.slots[from..] {
+                if !fine_entries.contains(&s.entry)
+                    && s.point.distance_km(&centre) - circum - SLACK_KM <= s.radius_km
+                {
+                    beyond.push(near(s, &centre, FINE_RINGS));
                 }
             }
         }
-        let range = |from: usize, to: usize| {
-            (
-                u32::try_from(from).unwrap_or(u32::MAX),
-                u32::try_from(to).unwrap_or(u32::MAX),
-            )
+        let surely_reaches = |n: &NearRealtor| n.centre_km + circum + SLACK_KM <= n.radius_km;
+        // Where `MAX_REPORTED` surely are candidates for a tour anywhere in the cell (of the
+        // fine rings, or reaching all of it), measured from the centre.
+        let mut sure = std::mem::take(&mut covers.sure);
+        sure.clear();
+        sure.extend(
+            covers.near[near_from..]
+                .iter()
+                .chain(beyond.iter().filter(|n| surely_reaches(n)))
+                .map(|n| n.centre_km),
+        );
+        let near_km = if sure.len() < MAX_REPORTED {
+            f64::INFINITY
+        } else {
+            let (_, &mut km, _) = sure.select_nth_unstable_by(MAX_REPORTED - 1, f64::total_cmp);
+            km + 2.0 * circum + 2.0 * SLACK_KM
         };
+        covers.sure = sure;
+        let mut surely = Vec::new();
+        for n in beyond.drain(..) {
+            if n.centre_km <= near_km {
+                covers.near.push(n);
+            } else if surely_reaches(&n) {
+                add(&mut surely, n.hours, n.available, 1);
+            } else {
+                covers
+                    .edges
+                    .push(EdgeRealtor::new(n.point, n.radius_km, n.hours, n.available));
+            }
+        }
+        covers.beyond = beyond;
+        covers.near[near_from..].sort_unstable_by(|a, b| a.centre_km.total_cmp(&b.centre_km));
+        covers.surely.extend_from_slice(&surely);
         Cover {
-            centre,
+            centre: Some(centre),
             near: range(near_from, covers.near.len()),
             near_km,
             surely: range(surely_from, covers.surely.len()),
